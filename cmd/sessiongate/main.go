@@ -1,0 +1,150 @@
+// Command sessiongate is a sidecar reverse proxy that enforces server-side
+// sessions in Redis for JWT-authenticated requests to an unmodified backend.
+//
+// Usage:
+//
+//	sessiongate              serve (configured by environment variables)
+//	sessiongate cleanup      run one cleanup sweep and print the result
+//	sessiongate healthcheck  probe /healthz on ADMIN_ADDR; exit 0 when healthy
+//	sessiongate version      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/sessiongate/configs"
+	"github.com/sessiongate/sessiongate/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitBadUsage = 2 // bad configuration or arguments
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+		return serve()
+	case "cleanup":
+		return cleanup()
+	case "healthcheck":
+		return healthcheck()
+	case "version", "--version", "-v":
+		fmt.Println("sessiongate", version)
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Print(usage)
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "sessiongate: unknown command %q\n\n%s", cmd, usage)
+	return exitBadUsage
+}
+
+const usage = `Usage: sessiongate [command]
+
+Commands:
+  serve        run the proxy (the default); configured by environment variables
+  cleanup      run one cleanup sweep against the store and print what it did
+  healthcheck  probe /healthz on ADMIN_ADDR; exit 0 when healthy
+  version      print the version
+
+See the README for the environment variables.
+`
+
+// loadConfig reads and validates the environment, printing every problem.
+func loadConfig() (configs.Config, bool) {
+	cfg, err := configs.Load()
+	if err == nil {
+		err = cfg.Validate()
+	}
+	var problems configs.Problems
+	if errors.As(err, &problems) {
+		fmt.Fprintln(os.Stderr, "sessiongate: invalid configuration:")
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "  "+p.String())
+		}
+		return cfg, false
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate:", err)
+		return cfg, false
+	}
+	return cfg, true
+}
+
+func newLogger(cfg configs.Config) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("parse LOG_LEVEL: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Sampling = nil
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}
+
+func serve() int {
+	cfg, ok := loadConfig()
+	if !ok {
+		return exitBadUsage
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate:", err)
+		return exitBadUsage
+	}
+	defer log.Sync()
+	log.Info("configuration", zap.Any("config", cfg.Redacted()), zap.String("version", version))
+
+	app, err := proxy.NewApp(cfg, log)
+	if err != nil {
+		log.Error("start-up failed", zap.Error(err))
+		return exitBadUsage
+	}
+	public, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		log.Error("listen failed", zap.String("addr", cfg.ListenAddr), zap.Error(err))
+		return exitFailure
+	}
+	admin, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		public.Close()
+		log.Error("listen failed", zap.String("addr", cfg.AdminAddr), zap.Error(err))
+		return exitFailure
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := app.Serve(ctx, public, admin); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}

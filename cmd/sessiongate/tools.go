@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+
+	"github.com/sessiongate/sessiongate/sessions"
+)
+
+// cleanup runs one sweep and prints its report as JSON on stdout. It exits
+// 1 when the store cannot be reached.
+func cleanup() int {
+	cfg, ok := loadConfig()
+	if !ok {
+		return exitBadUsage
+	}
+	if cfg.SessionStore == "memory" {
+		fmt.Fprintln(os.Stderr, "sessiongate cleanup: SESSION_STORE=memory keeps sessions inside the serving process; there is nothing to sweep from here")
+		return exitBadUsage
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate:", err)
+		return exitBadUsage
+	}
+	defer log.Sync()
+
+	store, err := sessions.OpenStore(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate cleanup:", err)
+		return exitFailure
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelPing()
+	if err := store.Ping(pingCtx); err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate cleanup: cannot reach Redis:", err)
+		return exitFailure
+	}
+
+	report, err := store.Sweep(ctx, time.Now())
+	sessions.LogSweep(log.Named("sweep"), report, err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate cleanup:", err)
+		return exitFailure
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(report)
+	if report.Skipped {
+		fmt.Fprintln(os.Stderr, "sessiongate cleanup: another process is sweeping; nothing done")
+	}
+	return exitOK
+}
+
+// healthcheck probes /healthz on ADMIN_ADDR, for container health checks
+// in images without curl.
+func healthcheck() int {
+	addr := os.Getenv("ADMIN_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:9090"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sessiongate healthcheck: ADMIN_ADDR=%q: want host:port\n", addr)
+		return exitBadUsage
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiongate healthcheck:", err)
+		return exitFailure
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "sessiongate healthcheck: /healthz answered %s\n", resp.Status)
+		return exitFailure
+	}
+	return exitOK
+}
+

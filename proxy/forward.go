@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/sessiongate/tracking"
+)
+
+// NewTransport returns the transport to the backend. Go's default keeps two
+// idle connections per host, which under concurrency makes the proxy dial
+// the backend for most requests and pile up TIME_WAIT sockets; a sidecar
+// talks to one host, so it keeps many.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // the backend is local; never route it through HTTP_PROXY
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+func (g *Gateway) newReverseProxy(upstream *url.URL, transport http.RoundTripper) *httputil.ReverseProxy {
+	if transport == nil {
+		transport = NewTransport()
+	}
+	errLog, _ := zap.NewStdLogAt(g.log.Named("reverseproxy"), zap.WarnLevel)
+	return &httputil.ReverseProxy{
+		// Rewrite runs after hop-by-hop headers are removed from the
+		// outbound request, so a client's "Connection: X-User-Id" cannot
+		// remove the identity headers set here (it could with Director).
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			g.rewriteHeaders(pr)
+		},
+		Transport:    transport,
+		ErrorHandler: g.upstreamError,
+		ErrorLog:     errLog,
+		// FlushInterval 0 still flushes text/event-stream and responses of
+		// unknown length at once, so SSE and streams are not buffered.
+	}
+}
+
+// rewriteHeaders removes every client-supplied identity header and sets the
+// verified ones and the X-Forwarded-* family.
+func (g *Gateway) rewriteHeaders(pr *httputil.ProxyRequest) {
+	out := pr.Out.Header
+	g.filter.strip(out)
+
+	id, _ := pr.In.Context().Value(identityKey{}).(*identity)
+	if id != nil {
+		out.Set(g.cfg.HeaderUserID, id.claims.UserID)
+		if id.claims.Email != "" {
+			out.Set(g.cfg.HeaderUserEmail, id.claims.Email)
+		}
+		if id.sessionID != "" {
+			out.Set(g.cfg.HeaderSessionID, id.sessionID)
+		}
+		for claim, header := range g.claimHeaders {
+			if v, ok := id.claims.Forward[claim]; ok {
+				out.Set(header, v)
+			}
+		}
+	}
+	g.setForwarded(pr)
+}
+
+// setForwarded sets X-Forwarded-For, -Host and -Proto. A trusted peer's
+// values are kept and the peer appended; an untrusted peer's are replaced,
+// so it cannot choose the client IP the backend sees.
+func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out.Header
+	peer, ok := tracking.PeerAddr(in)
+	trusted := ok && g.proxies.Trusts(peer)
+
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	host := in.Host
+	if trusted {
+		// ReverseProxy removed these from Out before Rewrite; restore the
+		// trusted hop's values.
+		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+		pr.SetXForwarded() // appends the peer to the inbound X-Forwarded-For
+	} else {
+		out.Del("Forwarded")
+		out.Del("X-Real-Ip")
+		if ok {
+			out.Set("X-Forwarded-For", peer.String())
+		}
+	}
+	out.Set("X-Forwarded-Host", host)
+	out.Set("X-Forwarded-Proto", proto)
+}
+
+// upstreamError answers 502 when the backend cannot be reached.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads an answer.
+		g.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
+		w.WriteHeader(499)
+		return
+	}
+	fields := []zap.Field{zap.Error(err), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
+	if id, _ := r.Context().Value(identityKey{}).(*identity); id != nil {
+		fields = append(fields, zap.String("session_id", id.sessionID), zap.String("user_id", id.claims.UserID))
+	}
+	g.log.Error("upstream request failed", fields...)
+	g.metrics.requests.WithLabelValues(CodeUpstreamUnavailable).Inc()
+	writeError(w, http.StatusBadGateway, CodeUpstreamUnavailable, "The backend is unavailable.")
+}
+
+// forward sends r to the backend, with id's identity headers when id is
+// not nil. outcome labels the request metric.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, id *identity, outcome string) {
+	if id != nil {
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+	}
+	g.metrics.requests.WithLabelValues(outcome).Inc()
+	g.proxy.ServeHTTP(w, r)
+}

@@ -1,0 +1,65 @@
+package sessions
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Sweeper runs Store.Sweep on a ticker.
+type Sweeper struct {
+	Store    Store
+	Interval time.Duration
+	Log      *zap.Logger
+	// Observe, when set, receives every sweep's report and error.
+	Observe func(SweepReport, error)
+}
+
+// Run sweeps every Interval until ctx is done. A tick is skipped when any
+// process sharing the store swept within the last 90% of Interval, so that
+// replicas together sweep about once per interval.
+func (s *Sweeper) Run(ctx context.Context) {
+	if s.Interval <= 0 {
+		return
+	}
+	log := s.Log.Named("sweep")
+	ticker := time.NewTicker(s.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if last, ok, err := s.Store.LastSweep(ctx); err == nil && ok && time.Since(last.StartedAt) < s.Interval*9/10 {
+			log.Debug("cleanup skipped, swept recently", zap.Time("last_started_at", last.StartedAt))
+			continue
+		}
+		report, err := s.Store.Sweep(ctx, time.Now())
+		if s.Observe != nil {
+			s.Observe(report, err)
+		}
+		LogSweep(log, report, err)
+	}
+}
+
+// LogSweep writes one summary line for a sweep.
+func LogSweep(log *zap.Logger, r SweepReport, err error) {
+	switch {
+	case err != nil:
+		log.Error("cleanup failed", zap.Error(err), zap.Int("found", r.Found), zap.Duration("duration", r.Duration))
+	case r.Skipped:
+		log.Info("cleanup skipped, another process holds the sweep lock")
+	default:
+		log.Info("cleanup finished",
+			zap.Int("found", r.Found),
+			zap.Int("removed_no_ttl", r.Removed[RemovedNoTTL]),
+			zap.Int("removed_orphan_metadata", r.Removed[RemovedOrphanMetadata]),
+			zap.Int("removed_stale_index_entries", r.Removed[RemovedStaleIndexEntry]),
+			zap.Int("remaining", r.Remaining),
+			zap.Int("sessions", r.Sessions),
+			zap.Int("users", r.Users),
+			zap.Duration("duration", r.Duration))
+	}
+}

@@ -319,8 +319,11 @@ func (c Config) Redacted() map[string]any {
 
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return shown("REDIS_URL", raw)
+	}
+	if u.User == nil {
+		return raw
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "redacted")

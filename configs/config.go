@@ -96,6 +96,9 @@ type Config struct {
 	JWTSecret        string `env:"JWT_SECRET"`
 	JWTPublicKeyFile string `env:"JWT_PUBLIC_KEY_FILE"`
 	JWTJWKSURL       string `env:"JWT_JWKS_URL"`
+	// JWTJWKSRefresh is how often the JWK Set is fetched again; an unknown
+	// kid also triggers a (rate-limited) fetch.
+	JWTJWKSRefresh time.Duration `env:"JWT_JWKS_REFRESH" envDefault:"15m"`
 	// JWTAlgorithms is the allow-list of "alg" values. Empty means the family
 	// of the configured key: HS256,HS384,HS512 for a secret, RS*/PS* for RSA,
 	// the curve's ES* for ECDSA, EdDSA for Ed25519.

@@ -250,7 +250,12 @@ func (c Config) validateJWT(add func(variable, value, accepted string)) {
 		add("JWT_SECRET", c.JWTSecret, "want at least 32 bytes (256 bits), as RFC 7518 requires for HS256")
 	}
 	if c.JWTJWKSURL != "" {
-		add("JWT_JWKS_URL", c.JWTJWKSURL, "not supported by this build yet; use JWT_SECRET or JWT_PUBLIC_KEY_FILE")
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("JWT_JWKS_URL", c.JWTJWKSURL, "want an https:// (or http://) URL of a JWK Set")
+		}
+		if c.JWTJWKSRefresh < time.Minute {
+			add("JWT_JWKS_REFRESH", c.JWTJWKSRefresh.String(), "want at least 1m")
+		}
 	}
 	for _, alg := range c.JWTAlgorithms {
 		if !slices.Contains(KnownAlgorithms, strings.TrimSpace(alg)) {

@@ -30,7 +30,8 @@ type App struct {
 // NewApp builds an App from a validated configuration. It does not listen
 // or contact Redis yet.
 func NewApp(cfg configs.Config, log *zap.Logger) (*App, error) {
-	verifier, err := sessions.OpenVerifier(cfg)
+	// The JWK Set client, when configured, refreshes for the process's life.
+	verifier, err := sessions.OpenVerifier(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err
 	}

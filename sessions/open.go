@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -8,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/configs"
 )
@@ -85,10 +88,19 @@ func NewRedisClient(cfg configs.Config) (redis.UniversalClient, error) {
 }
 
 // OpenVerifier builds the token verifier of a validated configuration,
-// reading the public key file when one is set.
-func OpenVerifier(cfg configs.Config) (*Verifier, error) {
+// reading the public key file or starting the JWK Set client when one is
+// set. The JWK Set client refreshes until ctx ends.
+func OpenVerifier(ctx context.Context, cfg configs.Config, log *zap.Logger) (*Verifier, error) {
 	var key any = []byte(cfg.JWTSecret)
-	if cfg.JWTPublicKeyFile != "" {
+	var kf jwt.Keyfunc
+	var cacheTTL time.Duration
+	if cfg.JWTJWKSURL != "" {
+		var err error
+		if kf, err = OpenJWKS(ctx, cfg.JWTJWKSURL, cfg.JWTJWKSRefresh, log); err != nil {
+			return nil, err
+		}
+		cacheTTL = JWKSCacheTTL
+	} else if cfg.JWTPublicKeyFile != "" {
 		k, err := LoadPublicKey(cfg.JWTPublicKeyFile)
 		if err != nil {
 			return nil, err
@@ -105,6 +117,8 @@ func OpenVerifier(cfg configs.Config) (*Verifier, error) {
 	}
 	v, err := NewVerifier(VerifierConfig{
 		Key:           key,
+		Keyfunc:       kf,
+		CacheTTL:      cacheTTL,
 		Algorithms:    algs,
 		Issuer:        cfg.JWTIssuer,
 		Audience:      cfg.JWTAudience,

@@ -37,8 +37,15 @@ type Claims struct {
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
 	// Key is an HMAC secret ([]byte) or a public key (*rsa.PublicKey,
-	// *ecdsa.PublicKey, ed25519.PublicKey).
+	// *ecdsa.PublicKey, ed25519.PublicKey). Ignored when Keyfunc is set.
 	Key any
+	// Keyfunc, when set, finds the key per token, as a JWKS client does.
+	// Only asymmetric algorithms are then allowed, so that a JWK Set can
+	// never turn a public key into an HMAC secret.
+	Keyfunc jwt.Keyfunc
+	// CacheTTL caps how long a verified token is reused; 0 means until its
+	// exp. With a JWKS it bounds how long a removed key keeps working.
+	CacheTTL time.Duration
 	// Algorithms is the allow-list; empty means the key's family.
 	Algorithms []string
 	Issuer     string
@@ -66,9 +73,14 @@ type Verifier struct {
 
 // NewVerifier checks that the algorithms fit the key and returns a Verifier.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
-	family, err := keyFamily(cfg.Key)
-	if err != nil {
-		return nil, err
+	family := asymmetricAlgorithms
+	if cfg.Keyfunc == nil {
+		var err error
+		if family, err = keyFamily(cfg.Key); err != nil {
+			return nil, err
+		}
+		key := cfg.Key
+		cfg.Keyfunc = func(*jwt.Token) (any, error) { return key, nil }
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = family
@@ -106,6 +118,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	return v, nil
 }
+
+// asymmetricAlgorithms are the algorithms a JWK Set may serve keys for.
+var asymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 func keyFamily(key any) ([]string, error) {
 	switch k := key.(type) {
@@ -178,7 +193,7 @@ func (v *Verifier) Verify(token string, digest [sha256.Size]byte) (Claims, error
 	}
 
 	var mc jwt.MapClaims
-	_, err := v.parser.ParseWithClaims(token, &mc, func(*jwt.Token) (any, error) { return v.cfg.Key, nil })
+	_, err := v.parser.ParseWithClaims(token, &mc, v.cfg.Keyfunc)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -190,7 +205,11 @@ func (v *Verifier) Verify(token string, digest [sha256.Size]byte) (Claims, error
 	if v.cache != nil {
 		// Cached no longer than exp plus leeway, the same bound the parser
 		// applies.
-		v.cache.put(digest, c, c.ExpiresAt.Add(v.cfg.Leeway))
+		until := c.ExpiresAt.Add(v.cfg.Leeway)
+		if v.cfg.CacheTTL > 0 && now.Add(v.cfg.CacheTTL).Before(until) {
+			until = now.Add(v.cfg.CacheTTL)
+		}
+		v.cache.put(digest, c, until)
 	}
 	return c, nil
 }

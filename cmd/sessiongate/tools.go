@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-
 	"github.com/sessiongate/sessiongate/sessions"
 )
 
@@ -89,4 +88,3 @@ func healthcheck() int {
 	}
 	return exitOK
 }
-

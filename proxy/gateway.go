@@ -145,7 +145,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reqPath := cleanPath(r.URL.Path)
-	public := matchPrefix(g.publicPaths, reqPath)
+	// Browsers send CORS preflights without credentials; the backend must
+	// answer them, and they carry no identity.
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	public := preflight || matchPrefix(g.publicPaths, reqPath)
 
 	// Find and verify the token.
 	token, ok := extractToken(r, g.cfg.TokenCookie)

@@ -6,7 +6,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,17 @@ func NewAdmin(store sessions.Store, metrics *Metrics, token string, timeout time
 	a.mux.HandleFunc("/readyz", a.readyz)
 	a.mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	a.mux.HandleFunc("/admin/", a.serveAdmin)
+	if os.Getenv("PPROF") == "1" {
+		// NOTE: profiles reveal internals and cost CPU while taken, so they
+		// are opt-in; they need no ADMIN_TOKEN, like /metrics. PPROF is
+		// read here rather than in configs because it is a diagnostic
+		// switch for benchmarks, not a product setting.
+		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "No such endpoint.")
 	})

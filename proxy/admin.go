@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,7 +62,8 @@ func NewAdmin(store sessions.Store, metrics *Metrics, token string, timeout time
 		a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "No such endpoint.")
+		writeError(w, http.StatusNotFound, CodeNotFound, "No endpoint at "+r.URL.Path+
+			"; the admin listener serves /healthz, /readyz, /metrics and /admin/.")
 	})
 	return a
 }
@@ -91,136 +93,195 @@ func (a *Admin) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (a *Admin) authorized(r *http.Request) bool {
+// checkToken compares the request's bearer token with the admin token. It
+// returns an empty code when they match, else the rejection code and a
+// message that names the problem.
+func (a *Admin) checkToken(r *http.Request) (code, message string) {
 	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return CodeMissingToken, "The request has no Authorization header; send the value of ADMIN_TOKEN as a bearer token."
+	}
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return CodeUnauthorized, "The Authorization header does not use the Bearer scheme; send the value of ADMIN_TOKEN as a bearer token."
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], a.tokenDigest[:]) == 1
+	if subtle.ConstantTimeCompare(got[:], a.tokenDigest[:]) != 1 {
+		return CodeUnauthorized, "The admin bearer token does not match ADMIN_TOKEN."
+	}
+	return "", ""
+}
+
+// Admin actions as they appear in the "action" field of audit logs.
+const (
+	actionListSessions       = "list_sessions"
+	actionRevokeUserSessions = "revoke_user_sessions"
+	actionRevokeSession      = "revoke_session"
+	actionStats              = "stats"
+	actionUnknown            = "unknown"
+)
+
+// Audit results as they appear in the "result" field.
+const (
+	resultOK               = "ok"
+	resultNotFound         = "not_found"
+	resultBadRequest       = "bad_request"
+	resultMethodNotAllowed = "method_not_allowed"
+	resultUnauthorized     = "unauthorized"
+	resultStoreUnavailable = "store_unavailable"
+)
+
+// adminRoute is a parsed /admin/* path.
+type adminRoute struct {
+	action string
+	// allow lists the methods of the path for the Allow header.
+	allow string
+	// user is the unescaped user id; escapedUser is as it came in the path.
+	user        string
+	escapedUser string
+	sessionID   string
+}
+
+// parseAdminPath maps an escaped path below /admin/ to its route. The user
+// id is taken from the escaped path so that an id containing "/" can be
+// sent as %2F. ok is false for a path that names no endpoint.
+func parseAdminPath(escaped string) (route adminRoute, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(escaped, "/admin/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "stats":
+		return adminRoute{action: actionStats, allow: http.MethodGet}, true
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "sessions":
+		return adminRoute{allow: "GET, DELETE", escapedUser: parts[1]}, true
+	case len(parts) == 4 && parts[0] == "users" && parts[2] == "sessions":
+		return adminRoute{action: actionRevokeSession, allow: http.MethodDelete, escapedUser: parts[1], sessionID: parts[3]}, true
+	}
+	return adminRoute{}, false
 }
 
 // serveAdmin routes /admin/*. Without a configured token the API does not
-// exist (404), so a forgotten token cannot leave it open.
+// exist (404), so a forgotten token cannot leave it open. Every request
+// that reaches the API is logged once with the caller's remote address,
+// the action and the result.
 func (a *Admin) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	if !a.enabled {
 		writeError(w, http.StatusNotFound, CodeNotFound, "The admin API is off; set ADMIN_TOKEN to enable it.")
 		return
 	}
-	if !a.authorized(r) {
-		a.log.Warn("admin request rejected", zap.String("remote_addr", r.RemoteAddr), zap.String("method", r.Method), zap.String("path", r.URL.Path))
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "A valid admin bearer token is required.")
+
+	// Authenticate before routing, so that a caller without the token
+	// learns nothing about which paths exist.
+	if code, message := a.checkToken(r); code != "" {
+		a.log.Warn("admin request rejected", zap.String("remote_addr", r.RemoteAddr),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.String("result", resultUnauthorized))
+		writeError(w, http.StatusUnauthorized, code, message)
 		return
 	}
 
-	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/admin/"), "/")
-	switch {
-	case len(parts) == 1 && parts[0] == "stats":
-		if a.method(w, r, http.MethodGet) {
-			a.stats(w, r)
-		}
-	case len(parts) == 3 && parts[0] == "users" && parts[2] == "sessions":
-		user, ok := a.userParam(w, parts[1])
-		if !ok {
-			return
-		}
+	route, ok := parseAdminPath(r.URL.EscapedPath())
+	if !ok {
+		a.audit(r, actionUnknown, resultNotFound, zap.String("path", r.URL.Path))
+		writeError(w, http.StatusNotFound, CodeNotFound, "No admin endpoint at "+r.URL.Path+
+			"; the admin API has GET /admin/stats, GET and DELETE /admin/users/{user}/sessions and DELETE /admin/users/{user}/sessions/{id}.")
+		return
+	}
+	if route.action == "" {
 		switch r.Method {
 		case http.MethodGet:
-			a.listUser(w, r, user)
+			route.action = actionListSessions
 		case http.MethodDelete:
-			a.revokeUser(w, r, user)
+			route.action = actionRevokeUserSessions
 		default:
-			w.Header().Set("Allow", "GET, DELETE")
-			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method "+r.Method+" is not allowed here; use GET or DELETE.")
+			route.action = actionUnknown
 		}
-	case len(parts) == 4 && parts[0] == "users" && parts[2] == "sessions":
-		user, ok := a.userParam(w, parts[1])
-		if !ok || !a.method(w, r, http.MethodDelete) {
+	}
+	if !slices.Contains(strings.Split(route.allow, ", "), r.Method) {
+		a.audit(r, route.action, resultMethodNotAllowed, zap.String("method", r.Method))
+		w.Header().Set("Allow", route.allow)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			"Method "+r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.ReplaceAll(route.allow, ", ", " or ")+".")
+		return
+	}
+
+	if route.action != actionStats {
+		user, err := url.PathUnescape(route.escapedUser)
+		if err != nil || user == "" {
+			a.audit(r, route.action, resultBadRequest, zap.String("user_id", route.escapedUser))
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "The user id in the path is empty or not valid percent-encoding.")
 			return
 		}
-		a.revokeOne(w, r, user, parts[3])
-	default:
-		writeError(w, http.StatusNotFound, CodeNotFound, "No such admin endpoint.")
+		route.user = user
 	}
-}
-
-func (a *Admin) method(w http.ResponseWriter, r *http.Request, allow string) bool {
-	if r.Method == allow {
-		return true
-	}
-	w.Header().Set("Allow", allow)
-	writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method "+r.Method+" is not allowed here; use "+allow+".")
-	return false
-}
-
-func (a *Admin) userParam(w http.ResponseWriter, escaped string) (string, bool) {
-	user, err := url.PathUnescape(escaped)
-	if err != nil || user == "" {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "The user id in the path is empty or badly escaped.")
-		return "", false
-	}
-	return user, true
-}
-
-func (a *Admin) audit(r *http.Request, action string, fields ...zap.Field) {
-	a.log.Info("admin action", append([]zap.Field{zap.String("remote_addr", r.RemoteAddr), zap.String("action", action)}, fields...)...)
-}
-
-func (a *Admin) listUser(w http.ResponseWriter, r *http.Request, user string) {
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-	defer cancel()
-	list, err := a.store.List(ctx, user, a.now())
-	if err != nil {
-		a.failed(w, r, "list sessions", err, user)
-		return
-	}
-	a.audit(r, "list_sessions", zap.String("user_id", user), zap.Int("sessions", len(list)))
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "sessions": list})
-}
-
-func (a *Admin) revokeUser(w http.ResponseWriter, r *http.Request, user string) {
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-	defer cancel()
-	n, err := a.store.RevokeUser(ctx, user, a.now())
-	if err != nil {
-		a.failed(w, r, "revoke all sessions", err, user)
-		return
-	}
-	a.audit(r, "revoke_user_sessions", zap.String("user_id", user), zap.Int("revoked", n))
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "revoked": n})
-}
-
-func (a *Admin) revokeOne(w http.ResponseWriter, r *http.Request, user, id string) {
-	if !sessions.ValidSessionID(id) {
+	if route.action == actionRevokeSession && !sessions.ValidSessionID(route.sessionID) {
+		a.audit(r, route.action, resultBadRequest, zap.String("user_id", route.user), zap.String("session_id", route.sessionID))
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "The session id is malformed; ids are 22 URL-safe base64 characters.")
 		return
 	}
+
 	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 	defer cancel()
+	switch route.action {
+	case actionStats:
+		a.stats(ctx, w, r)
+	case actionListSessions:
+		a.listUser(ctx, w, r, route.user)
+	case actionRevokeUserSessions:
+		a.revokeUser(ctx, w, r, route.user)
+	case actionRevokeSession:
+		a.revokeOne(ctx, w, r, route.user, route.sessionID)
+	}
+}
+
+// audit logs one admin request: who sent it, what it asked for and how it
+// ended.
+func (a *Admin) audit(r *http.Request, action, result string, fields ...zap.Field) {
+	base := []zap.Field{zap.String("remote_addr", r.RemoteAddr), zap.String("action", action), zap.String("result", result)}
+	a.log.Info("admin action", append(base, fields...)...)
+}
+
+func (a *Admin) listUser(ctx context.Context, w http.ResponseWriter, r *http.Request, user string) {
+	list, err := a.store.List(ctx, user, a.now())
+	if err != nil {
+		a.failed(w, r, actionListSessions, err, zap.String("user_id", user))
+		return
+	}
+	a.audit(r, actionListSessions, resultOK, zap.String("user_id", user), zap.Int("sessions", len(list)))
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "sessions": list})
+}
+
+func (a *Admin) revokeUser(ctx context.Context, w http.ResponseWriter, r *http.Request, user string) {
+	n, err := a.store.RevokeUser(ctx, user, a.now())
+	if err != nil {
+		a.failed(w, r, actionRevokeUserSessions, err, zap.String("user_id", user))
+		return
+	}
+	a.audit(r, actionRevokeUserSessions, resultOK, zap.String("user_id", user), zap.Int("revoked", n))
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "revoked": n})
+}
+
+func (a *Admin) revokeOne(ctx context.Context, w http.ResponseWriter, r *http.Request, user, id string) {
 	err := a.store.Revoke(ctx, user, id, a.now())
 	if errors.Is(err, sessions.ErrNotFound) {
-		a.audit(r, "revoke_session", zap.String("user_id", user), zap.String("session_id", id), zap.String("result", "not_found"))
+		a.audit(r, actionRevokeSession, resultNotFound, zap.String("user_id", user), zap.String("session_id", id))
 		writeError(w, http.StatusNotFound, CodeNotFound, "The user has no live session with this id.")
 		return
 	}
 	if err != nil {
-		a.failed(w, r, "revoke session", err, user)
+		a.failed(w, r, actionRevokeSession, err, zap.String("user_id", user), zap.String("session_id", id))
 		return
 	}
-	a.audit(r, "revoke_session", zap.String("user_id", user), zap.String("session_id", id), zap.String("result", "revoked"))
+	a.audit(r, actionRevokeSession, resultOK, zap.String("user_id", user), zap.String("session_id", id), zap.Int("revoked", 1))
 	writeJSON(w, http.StatusOK, map[string]any{"user_id": user, "session_id": id, "revoked": 1})
 }
 
-func (a *Admin) stats(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
-	defer cancel()
+// stats returns the last sweep's report from any process sharing the
+// store; last_sweep is null until a sweep has finished.
+func (a *Admin) stats(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	report, ok, err := a.store.LastSweep(ctx)
 	if err != nil {
-		a.failed(w, r, "read stats", err, "")
+		a.failed(w, r, actionStats, err)
 		return
 	}
-	a.audit(r, "stats")
+	a.audit(r, actionStats, resultOK, zap.Bool("swept", ok))
 	body := map[string]any{"last_sweep": nil}
 	if ok {
 		body["last_sweep"] = report
@@ -228,7 +289,11 @@ func (a *Admin) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-func (a *Admin) failed(w http.ResponseWriter, r *http.Request, step string, err error, user string) {
-	a.log.Error("admin "+step+" failed", zap.Error(err), zap.String("user_id", user), zap.String("remote_addr", r.RemoteAddr))
+// failed logs a store error of an admin action at Error level, because the
+// operator must act, and responds with 503.
+func (a *Admin) failed(w http.ResponseWriter, r *http.Request, action string, err error, fields ...zap.Field) {
+	base := []zap.Field{zap.String("remote_addr", r.RemoteAddr), zap.String("action", action),
+		zap.String("result", resultStoreUnavailable), zap.Error(err)}
+	a.log.Error("admin action failed", append(base, fields...)...)
 	writeError(w, http.StatusServiceUnavailable, CodeStoreUnavailable, "The session store is unavailable; try again shortly.")
 }

@@ -19,17 +19,19 @@ type sessionView struct {
 
 // serveSelf serves the caller's own session endpoints under ReservedPrefix.
 // Every one needs a valid token with a live session, and acts only on that
-// token's user: another user's session id is simply not found.
+// token's user: another user's session id is not found.
 func (g *Gateway) serveSelf(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, ReservedPrefix)
 	route, allow := selfRoute(rest)
 	if route == "" {
-		g.reject(w, http.StatusNotFound, CodeNotFound, "No such sessiongate endpoint.")
+		g.reject(w, http.StatusNotFound, CodeNotFound, "No sessiongate endpoint at "+r.URL.Path+
+			"; the endpoints are GET "+ReservedPrefix+"sessions, DELETE "+ReservedPrefix+"sessions/{id}, POST "+
+			ReservedPrefix+"logout and POST "+ReservedPrefix+"logout-all.")
 		return
 	}
 	if r.Method != allow {
 		w.Header().Set("Allow", allow)
-		g.reject(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method "+r.Method+" is not allowed here; use "+allow+".")
+		g.reject(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method "+r.Method+" is not allowed on "+r.URL.Path+"; use "+allow+".")
 		return
 	}
 
@@ -80,13 +82,18 @@ func (g *Gateway) serveSelf(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": 1, "session_id": target})
 
 	case "logout":
+		// ErrNotFound means a concurrent request revoked the session after
+		// authenticate loaded it; the caller is logged out either way.
+		revoked := 1
 		err := g.store.Revoke(ctx, userID, id.sessionID, g.now())
-		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+		if errors.Is(err, sessions.ErrNotFound) {
+			revoked = 0
+		} else if err != nil {
 			g.storeFailed(w, "revoke session", err, userID)
 			return
 		}
 		g.log.Info("session revoked", zap.String("reason", "logout"), zap.String("session_id", id.sessionID), zap.String("user_id", userID))
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": 1, "session_id": id.sessionID})
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": revoked, "session_id": id.sessionID})
 
 	case "logout-all":
 		n, err := g.store.RevokeUser(ctx, userID, g.now())

@@ -3,6 +3,7 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -154,13 +155,33 @@ func Load() (Config, error) {
 }
 
 // LoadFrom reads the configuration from environ, a map of variable names to
-// values. Parse errors of several variables are reported together.
+// values. When a value cannot be parsed, the returned Problems also include
+// what Validate finds in the other variables, so that one run reports every
+// problem.
 func LoadFrom(environ map[string]string) (Config, error) {
 	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
-		return Config{}, parseProblems(err, environ)
+	err := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
+	if err == nil {
+		return cfg, nil
 	}
-	return cfg, nil
+	parsed := parseProblems(err, environ)
+	var ps Problems
+	if !errors.As(parsed, &ps) {
+		return Config{}, parsed
+	}
+	unparsed := map[string]bool{}
+	for _, p := range ps {
+		unparsed[p.Variable] = true
+	}
+	var more Problems
+	if errors.As(cfg.Validate(), &more) {
+		for _, p := range more {
+			if !unparsed[p.Variable] {
+				ps = append(ps, p)
+			}
+		}
+	}
+	return Config{}, ps
 }
 
 func envMap(environ []string) map[string]string {

@@ -37,6 +37,13 @@ func (s *Sweeper) Run(ctx context.Context) {
 			continue
 		}
 		report, err := s.Store.Sweep(ctx, time.Now())
+		if err != nil && ctx.Err() != nil {
+			// Shutdown cancelled the sweep, which is no failure to report.
+			// Sweep releases its lock on return, so the next process to
+			// tick can sweep at once.
+			log.Info("cleanup stopped by shutdown", zap.Int("found", report.Found), zap.Duration("duration", report.Duration))
+			return
+		}
 		if s.Observe != nil {
 			s.Observe(report, err)
 		}

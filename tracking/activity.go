@@ -1,6 +1,8 @@
 package tracking
 
 import (
+	"unicode/utf8"
+
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/sessions"
@@ -21,23 +23,32 @@ func NewRecorder(log *zap.Logger) *Recorder {
 	return &Recorder{log: log.Named("tracking")}
 }
 
+// truncate shortens s to at most n bytes plus "...", cutting at a rune
+// boundary so that the logged value stays valid UTF-8.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // Observe logs the outcome of one Store.Access for a request with route.
 func (r *Recorder) Observe(req sessions.AccessRequest, res sessions.AccessResult) {
 	ids := []zap.Field{zap.String("session_id", req.SessionID), zap.String("user_id", req.UserID)}
 
-	if res.PreviousIP != "" {
+	// A bound session revoked for a change is always logged, even when the
+	// stored value was empty and so PreviousIP or PreviousUserAgent is too.
+	// NOTE: an unbound change from an empty User-Agent is not logged,
+	// because AccessResult reports "" for both "unchanged" and "was empty".
+	if res.PreviousIP != "" || res.Reason == sessions.ReasonIPChanged {
 		r.log.Warn("session ip changed", append(ids,
 			zap.String("old_ip", res.PreviousIP), zap.String("new_ip", req.Client.IP),
 			zap.Bool("revoked", res.Status == sessions.StatusRevoked))...)
 	}
-	if res.PreviousUserAgent != "" {
+	if res.PreviousUserAgent != "" || res.Reason == sessions.ReasonUserAgentChanged {
 		r.log.Warn("session user agent changed", append(ids,
 			zap.String("old_user_agent", truncate(res.PreviousUserAgent, maxLoggedUserAgent)),
 			zap.String("new_user_agent", truncate(req.Client.UserAgent, maxLoggedUserAgent)),

@@ -64,16 +64,30 @@ func (p Proxies) ClientIP(r *http.Request) string {
 	for i := len(values) - 1; i >= 0; i-- {
 		hops := strings.Split(values[i], ",")
 		for j := len(hops) - 1; j >= 0; j-- {
-			addr, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
-			if err != nil {
+			addr, ok := parseHop(hops[j])
+			if !ok {
 				// A malformed hop ends the chain we can believe.
 				return client.String()
 			}
-			client = addr.Unmap()
+			client = addr
 			if !p.Trusts(client) {
 				return client.String()
 			}
 		}
 	}
 	return client.String()
+}
+
+// parseHop parses one X-Forwarded-For entry, an IPv4 or IPv6 address with
+// or without a port ("203.0.113.7:4711", "[2001:db8::7]:443"), and drops
+// the port.
+func parseHop(hop string) (netip.Addr, bool) {
+	hop = strings.TrimSpace(hop)
+	if addr, err := netip.ParseAddr(hop); err == nil {
+		return addr.Unmap(), true
+	}
+	if addrPort, err := netip.ParseAddrPort(hop); err == nil {
+		return addrPort.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/sessiongate/sessiongate/sessions"
@@ -36,7 +38,13 @@ func cleanup() int {
 		return exitFailure
 	}
 	defer store.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+
+	// SIGINT or SIGTERM cancels the sweep instead of killing the process,
+	// so that Sweep still releases its lock. A lock left behind would make
+	// every replica skip its sweeps until the lock's TTL ran out.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
 	defer cancelPing()
@@ -46,6 +54,10 @@ func cleanup() int {
 	}
 
 	report, err := store.Sweep(ctx, time.Now())
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintf(os.Stderr, "sessiongate cleanup: sweep stopped after %d keys: %v\n", report.Found, context.Cause(ctx))
+		return exitFailure
+	}
 	sessions.LogSweep(log.Named("sweep"), report, err)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sessiongate cleanup:", err)

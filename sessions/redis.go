@@ -20,6 +20,9 @@ type RedisStore struct {
 	prefix string
 	policy Policy
 	owner  string // sweep lock owner, unique per process
+	// accessArgs is the ARGV of accessScript with the policy filled in
+	// once, so that Access does not box ten constants on every request.
+	accessArgs [21]any
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -27,7 +30,22 @@ var _ Store = (*RedisStore)(nil)
 // NewRedisStore returns a store on client that writes keys under prefix.
 // The store owns client and closes it in Close.
 func NewRedisStore(client redis.UniversalClient, prefix string, policy Policy) *RedisStore {
-	return &RedisStore{client: client, prefix: prefix, policy: policy, owner: newOwnerID()}
+	s := &RedisStore{client: client, prefix: prefix, policy: policy, owner: newOwnerID()}
+	p := policy
+	// Indexes are ARGV positions less one; accessScript documents them.
+	s.accessArgs[1] = durMS(p.Lifetime)
+	s.accessArgs[2] = durMS(p.AbsoluteLifetime)
+	s.accessArgs[3] = durMS(p.CreateWindow)
+	s.accessArgs[4] = durMS(p.Leeway)
+	s.accessArgs[13] = durMS(p.TouchInterval)
+	s.accessArgs[14] = durMS(p.ActivityLogInterval)
+	s.accessArgs[15] = boolArg(p.BindIP)
+	s.accessArgs[16] = boolArg(p.BindUserAgent)
+	s.accessArgs[17] = p.MaxPerUser
+	// With no exp given, markerTTL returns the cap, which does not depend
+	// on the time.
+	s.accessArgs[18] = durMS(p.markerTTL(time.Time{}, time.Time{}))
+	return s
 }
 
 func (s *RedisStore) userBase(userID string) string {
@@ -61,14 +79,14 @@ func boolArg(b bool) string {
 func (s *RedisStore) Access(ctx context.Context, req AccessRequest) (AccessResult, error) {
 	base := s.userBase(req.UserID)
 	keys := []string{base + "s:" + req.SessionID, base + "m:" + req.SessionID, base + "i", base + "r:" + req.SessionID, base + "rb"}
-	p := s.policy
-	reply, err := accessScript.Run(ctx, s.client, keys,
-		ms(req.Now), durMS(p.Lifetime), durMS(p.AbsoluteLifetime), durMS(p.CreateWindow), durMS(p.Leeway),
-		ms(req.IssuedAt.Truncate(time.Second)), ms(req.ExpiresAt), req.UserID, req.Email,
-		req.Client.IP, req.Client.UserAgent, req.Client.Method, req.Client.Path,
-		durMS(p.TouchInterval), durMS(p.ActivityLogInterval), boolArg(p.BindIP), boolArg(p.BindUserAgent),
-		p.MaxPerUser, durMS(p.markerTTL(req.Now, time.Time{})), base, req.SessionID,
-	).Slice()
+	args := s.accessArgs
+	args[0] = ms(req.Now)
+	args[5] = ms(req.IssuedAt.Truncate(time.Second))
+	args[6] = ms(req.ExpiresAt)
+	args[7], args[8] = req.UserID, req.Email
+	args[9], args[10], args[11], args[12] = req.Client.IP, req.Client.UserAgent, req.Client.Method, req.Client.Path
+	args[19], args[20] = base, req.SessionID
+	reply, err := accessScript.Run(ctx, s.client, keys, args[:]...).Slice()
 	if err != nil {
 		return AccessResult{}, fmt.Errorf("access session %s: %w", req.SessionID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,6 +100,11 @@ func (g *Gateway) rewriteHeaders(pr *httputil.ProxyRequest) {
 	g.setForwarded(pr)
 }
 
+// forwardingHeaders are the headers that carry the client's address,
+// protocol and host. They are filtered in every spelling, because PHP and
+// CGI backends read X_Forwarded_For as X-Forwarded-For.
+var forwardingHeaders = newHeaderFilter("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip")
+
 // setForwarded sets X-Forwarded-For, -Host and -Proto. A trusted peer's
 // values are kept and the peer appended; an untrusted peer's are replaced,
 // so it cannot choose the client IP the backend sees.
@@ -106,6 +112,7 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
 	peer, ok := tracking.PeerAddr(in)
 	trusted := ok && g.proxies.Trusts(peer)
+	forwardingHeaders.strip(out)
 
 	proto := "http"
 	if in.TLS != nil {
@@ -121,10 +128,17 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			host = v
 		}
-		pr.SetXForwarded() // appends the peer to the inbound X-Forwarded-For
+		// SetXForwarded appends the peer to Out's X-Forwarded-For, which
+		// ReverseProxy cleared before Rewrite, so copy the trusted chain
+		// back first.
+		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			out["X-Forwarded-For"] = slices.Clone(prior)
+		}
+		pr.SetXForwarded()
+		if v := in.Header.Values("X-Real-Ip"); len(v) > 0 {
+			out["X-Real-Ip"] = slices.Clone(v)
+		}
 	} else {
-		out.Del("Forwarded")
-		out.Del("X-Real-Ip")
 		if ok {
 			out.Set("X-Forwarded-For", peer.String())
 		}

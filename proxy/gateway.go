@@ -140,11 +140,13 @@ type identityKey struct{}
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, ReservedPrefix) || r.URL.Path == strings.TrimSuffix(ReservedPrefix, "/") {
-		g.serveSelf(w, r)
+	// The reserved prefix is matched on the cleaned path, so that
+	// //.sessiongate/ or /x/../.sessiongate/ cannot reach the backend.
+	reqPath := cleanPath(r.URL.Path)
+	if strings.HasPrefix(reqPath, ReservedPrefix) || reqPath == strings.TrimSuffix(ReservedPrefix, "/") {
+		g.serveSelf(w, r, reqPath)
 		return
 	}
-	reqPath := cleanPath(r.URL.Path)
 	// Browsers send CORS preflights without credentials; the backend must
 	// answer them, and they carry no identity.
 	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""

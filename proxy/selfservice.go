@@ -20,8 +20,8 @@ type sessionView struct {
 // serveSelf serves the caller's own session endpoints under ReservedPrefix.
 // Every one needs a valid token with a live session, and acts only on that
 // token's user: another user's session id is not found.
-func (g *Gateway) serveSelf(w http.ResponseWriter, r *http.Request) {
-	rest := strings.TrimPrefix(r.URL.Path, ReservedPrefix)
+func (g *Gateway) serveSelf(w http.ResponseWriter, r *http.Request, reqPath string) {
+	rest := strings.TrimPrefix(reqPath, ReservedPrefix)
 	route, allow := selfRoute(rest)
 	if route == "" {
 		g.reject(w, http.StatusNotFound, CodeNotFound, "No sessiongate endpoint at "+r.URL.Path+

@@ -97,6 +97,9 @@ func (s *MemoryStore) Access(_ context.Context, req AccessRequest) (AccessResult
 	if now.Sub(iat) > p.CreateWindow+p.Leeway {
 		return AccessResult{Status: StatusExpired, Reason: ReasonCreateWindow}, nil
 	}
+	if p.AbsoluteLifetime > 0 && now.Sub(iat)+p.Leeway >= p.AbsoluteLifetime {
+		return AccessResult{Status: StatusExpired, Reason: ReasonAbsoluteLifetime}, nil
+	}
 
 	var res AccessResult
 	if p.MaxPerUser > 0 {
@@ -106,11 +109,11 @@ func (s *MemoryStore) Access(_ context.Context, req AccessRequest) (AccessResult
 			res.Evicted = append(res.Evicted, victims[i].ID)
 		}
 	}
+	now = now.Truncate(time.Millisecond)
 	var deadline time.Time
 	if p.AbsoluteLifetime > 0 {
 		deadline = now.Add(p.AbsoluteLifetime)
 	}
-	now = now.Truncate(time.Millisecond)
 	sess := &memorySession{
 		Session: Session{
 			ID: req.SessionID, UserID: req.UserID, Email: req.Email,

@@ -113,6 +113,12 @@ end
 if now - iat > tonumber(ARGV[4]) + leeway then
   return {3, 'create_window'}
 end
+-- A session of this token created earlier has reached its absolute
+-- deadline by now, and its key expired with it: creating it again would
+-- extend the session past its limit.
+if abs > 0 and now - iat + leeway >= abs then
+  return {3, 'absolute_lifetime'}
+end
 
 local ttl, deadline = life, 0
 if abs > 0 then
@@ -121,6 +127,8 @@ if abs > 0 then
 end
 local evicted = {}
 local maxPerUser = tonumber(ARGV[18])
+-- NOTE: victims are the soonest to expire. That is the least recently
+-- active session unless AbsoluteLifetime cut a session's TTL short.
 if maxPerUser > 0 then
   redis.call('ZREMRANGEBYSCORE', ikey, '-inf', now)
   local n = redis.call('ZCARD', ikey)

@@ -145,7 +145,9 @@ type Policy struct {
 	// Lifetime is the idle timeout; every accepted request resets it.
 	Lifetime time.Duration
 	// AbsoluteLifetime ends a session this long after its creation even
-	// when active; 0 means no limit.
+	// when active; 0 means no limit. A token whose iat is at least this
+	// old (less Leeway) cannot create a session, so a session that reached
+	// the limit cannot be created again by its token.
 	AbsoluteLifetime time.Duration
 	// CreateWindow is how old a token's iat may be for it to create a
 	// session, so an idle-expired session cannot be revived by its token.

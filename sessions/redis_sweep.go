@@ -32,17 +32,28 @@ var (
 	// deleteIfOrphanScript deletes metadata KEYS[1] when session KEYS[2] is gone.
 	deleteIfOrphanScript = `if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('DEL', KEYS[1]) end return 0`
 	// removeIfGoneScript removes index entry ARGV[1] of KEYS[1] when its
-	// session KEYS[2] is gone.
-	removeIfGoneScript = `if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0`
+	// session KEYS[2] is gone. It returns 0 when it kept the entry, 1 when
+	// it removed it, and 2 when that was the last entry, so that Redis
+	// deleted the index too.
+	removeIfGoneScript = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 2 end
+return 1`
 	// expireIndexScript gives an index without a TTL one that ends with its
-	// last entry, or deletes it when every entry is past.
+	// last entry, or deletes it when every entry is past. It returns 1 when
+	// it set a TTL and 2 when it deleted the index.
 	expireIndexScript = `
 if redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local ttl = 0
 if last[2] then ttl = tonumber(last[2]) - tonumber(ARGV[1]) end
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('DEL', KEYS[1]) end
-return 1`
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 2`
 )
 
 func newOwnerID() string {
@@ -109,10 +120,11 @@ func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (SweepReport, err
 	return report, nil
 }
 
-// RemovedKeys counts removals that deleted a whole key; stale index entries
-// are members, not keys.
+// RemovedKeys counts removals that deleted a whole key: keys without a TTL,
+// orphan metadata, and indexes whose last stale entry was removed. Stale
+// entries themselves are members, not keys.
 func (r SweepReport) RemovedKeys() int {
-	return r.Removed[RemovedNoTTL] + r.Removed[RemovedOrphanMetadata]
+	return r.Removed[RemovedNoTTL] + r.Removed[RemovedOrphanMetadata] + r.emptiedIndexes
 }
 
 // sweptKey is one key of a SCAN batch, split into its parts.
@@ -163,10 +175,13 @@ func (s *RedisStore) sweepNode(ctx context.Context, node redis.UniversalClient, 
 }
 
 func (s *RedisStore) sweepBatch(ctx context.Context, node redis.UniversalClient, keys []string, now time.Time, report *SweepReport) error {
+	// Only session keys count: the sweep's own lock and report are under
+	// the prefix too, but the lock is gone and the report rewritten by the
+	// time Remaining is read.
 	parsed := make([]sweptKey, 0, len(keys))
 	for _, key := range keys {
-		report.Found++
 		if k, ok := s.parseKey(key); ok {
+			report.Found++
 			parsed = append(parsed, k)
 		}
 	}
@@ -202,7 +217,7 @@ func (s *RedisStore) sweepBatch(ctx context.Context, node redis.UniversalClient,
 		switch k.kind {
 		case "s":
 			if noTTL {
-				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, nil, RemovedNoTTL, report); err != nil {
+				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, RemovedNoTTL, report); err != nil {
 					return err
 				}
 				continue
@@ -210,19 +225,19 @@ func (s *RedisStore) sweepBatch(ctx context.Context, node redis.UniversalClient,
 			report.Sessions++
 		case "m":
 			if noTTL {
-				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, nil, RemovedNoTTL, report); err != nil {
+				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, RemovedNoTTL, report); err != nil {
 					return err
 				}
 				continue
 			}
 			if exists[i].Val() == 0 {
-				if err := s.removeIf(ctx, node, deleteIfOrphanScript, []string{k.key, k.base + "s:" + k.id}, nil, RemovedOrphanMetadata, report); err != nil {
+				if err := s.removeIf(ctx, node, deleteIfOrphanScript, []string{k.key, k.base + "s:" + k.id}, RemovedOrphanMetadata, report); err != nil {
 					return err
 				}
 			}
 		case "r", "rb":
 			if noTTL {
-				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, nil, RemovedNoTTL, report); err != nil {
+				if err := s.removeIf(ctx, node, deleteIfNoTTLScript, []string{k.key}, RemovedNoTTL, report); err != nil {
 					return err
 				}
 			}
@@ -255,24 +270,33 @@ func (s *RedisStore) sweepIndex(ctx context.Context, node redis.UniversalClient,
 			continue
 		}
 		member := fmt.Sprint(z.Member)
-		if err := s.removeIf(ctx, node, removeIfGoneScript, []string{k.key, k.base + "s:" + member}, []any{member}, RemovedStaleIndexEntry, report); err != nil {
-			return err
+		n, err := node.Eval(ctx, removeIfGoneScript, []string{k.key, k.base + "s:" + member}, member).Int()
+		if err != nil {
+			return fmt.Errorf("remove stale entry %s of %s: %w", member, k.key, err)
+		}
+		if n > 0 {
+			report.Removed[RemovedStaleIndexEntry]++
+		}
+		if n == 2 {
+			report.emptiedIndexes++
+			return nil
 		}
 	}
 	if noTTL {
+		// Setting a TTL removes nothing, so only a deletion is counted.
 		n, err := node.Eval(ctx, expireIndexScript, []string{k.key}, strconv.FormatInt(ms(now), 10)).Int()
 		if err != nil {
 			return fmt.Errorf("expire index %s: %w", k.key, err)
 		}
-		if n == 1 {
+		if n == 2 {
 			report.Removed[RemovedNoTTL]++
 		}
 	}
 	return nil
 }
 
-func (s *RedisStore) removeIf(ctx context.Context, node redis.UniversalClient, script string, keys []string, args []any, kind string, report *SweepReport) error {
-	n, err := node.Eval(ctx, script, keys, args...).Int()
+func (s *RedisStore) removeIf(ctx context.Context, node redis.UniversalClient, script string, keys []string, kind string, report *SweepReport) error {
+	n, err := node.Eval(ctx, script, keys).Int()
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", keys[0], err)
 	}

@@ -53,7 +53,9 @@ type SweepReport struct {
 	Duration  time.Duration `json:"duration_ns"`
 	// Skipped is true when another process held the sweep lock.
 	Skipped bool `json:"skipped"`
-	// Found counts keys under the prefix that the sweep examined.
+	// Found counts the session keys under the prefix that the sweep
+	// examined: sessions, metadata, indexes, revocation markers and
+	// revoked-before instants. Other keys under the prefix are not counted.
 	Found int `json:"found"`
 	// Sessions and Users count the live sessions and users with an index.
 	Sessions int `json:"sessions"`
@@ -61,8 +63,12 @@ type SweepReport struct {
 	// Removed counts deletions by kind: "no_ttl", "orphan_metadata",
 	// "stale_index_entry".
 	Removed map[string]int `json:"removed"`
-	// Remaining counts keys under the prefix left after the sweep.
+	// Remaining counts the session keys left after the sweep.
 	Remaining int `json:"remaining"`
+
+	// emptiedIndexes counts indexes that Redis deleted because the sweep
+	// removed their last entry.
+	emptiedIndexes int
 }
 
 // Removal kinds of SweepReport.Removed.

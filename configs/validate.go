@@ -139,6 +139,10 @@ func (c Config) Validate() error {
 	}
 	if c.SessionAbsoluteLifetime < 0 {
 		add("SESSION_ABSOLUTE_LIFETIME", c.SessionAbsoluteLifetime.Duration().String(), "want 0 (no limit) or a positive duration")
+	} else if c.SessionAbsoluteLifetime > 0 && c.SessionAbsoluteLifetime.Duration() <= c.JWTLeeway {
+		// Creation is refused once iat plus the leeway reaches the limit, so
+		// a shorter limit would refuse every token.
+		add("SESSION_ABSOLUTE_LIFETIME", c.SessionAbsoluteLifetime.Duration().String(), "want 0 (no limit) or a duration longer than JWT_LEEWAY ("+c.JWTLeeway.String()+")")
 	}
 	if c.SessionCreateWindow < 0 {
 		add("SESSION_CREATE_WINDOW", c.SessionCreateWindow.Duration().String(), "want 0 (the idle lifetime) or a positive duration")

@@ -94,7 +94,8 @@ func (s *MemoryStore) Access(_ context.Context, req AccessRequest) (AccessResult
 	if now.Before(u.revokedUntil) && iat.Before(u.revokedBefore) {
 		return AccessResult{Status: StatusRevoked, Reason: ReasonRevokedBefore}, nil
 	}
-	if now.Sub(iat) > p.CreateWindow+p.Leeway {
+	// No leeway, as in the Redis script: idle expiry must not be undone.
+	if now.Sub(iat) > p.CreateWindow {
 		return AccessResult{Status: StatusExpired, Reason: ReasonCreateWindow}, nil
 	}
 	if p.AbsoluteLifetime > 0 && now.Sub(iat)+p.Leeway >= p.AbsoluteLifetime {

@@ -110,7 +110,9 @@ local revokedBefore = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
 if revokedBefore > 0 and iat < revokedBefore then
   return {4, 'revoked_before'}
 end
-if now - iat > tonumber(ARGV[4]) + leeway then
+-- No leeway here: with it, a session that just went idle would be created
+-- again by its own token, and idle expiry could be undone.
+if now - iat > tonumber(ARGV[4]) then
   return {3, 'create_window'}
 end
 -- A session of this token created earlier has reached its absolute

@@ -12,9 +12,9 @@ import (
 )
 
 // RedisStore keeps sessions in Redis: a single node, Sentinel or Cluster,
-// behind redis.UniversalClient. Access costs one round trip (EVALSHA; the
-// first call per connection pool may add an EVAL when the script cache is
-// empty).
+// behind redis.UniversalClient. Access sends one EVALSHA (plus an EVAL when
+// Redis lacks the script); the EVALSHAs of concurrent requests share round
+// trips through accessPipeline.
 type RedisStore struct {
 	client redis.UniversalClient
 	prefix string
@@ -23,6 +23,8 @@ type RedisStore struct {
 	// accessArgs is the ARGV of accessScript with the policy filled in
 	// once, so that Access does not box ten constants on every request.
 	accessArgs [21]any
+	// pipeline batches the Access scripts of concurrent requests.
+	pipeline *accessPipeline
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -30,7 +32,7 @@ var _ Store = (*RedisStore)(nil)
 // NewRedisStore returns a store on client that writes keys under prefix.
 // The store owns client and closes it in Close.
 func NewRedisStore(client redis.UniversalClient, prefix string, policy Policy) *RedisStore {
-	s := &RedisStore{client: client, prefix: prefix, policy: policy, owner: newOwnerID()}
+	s := &RedisStore{client: client, prefix: prefix, policy: policy, owner: newOwnerID(), pipeline: newAccessPipeline(client)}
 	p := policy
 	// Indexes are ARGV positions less one; accessScript documents them.
 	s.accessArgs[1] = durMS(p.Lifetime)
@@ -86,7 +88,7 @@ func (s *RedisStore) Access(ctx context.Context, req AccessRequest) (AccessResul
 	args[7], args[8] = req.UserID, req.Email
 	args[9], args[10], args[11], args[12] = req.Client.IP, req.Client.UserAgent, req.Client.Method, req.Client.Path
 	args[19], args[20] = base, req.SessionID
-	reply, err := accessScript.Run(ctx, s.client, keys, args[:]...).Slice()
+	reply, err := s.pipeline.do(ctx, keys, args[:])
 	if err != nil {
 		return AccessResult{}, fmt.Errorf("access session %s: %w", req.SessionID, err)
 	}
@@ -244,4 +246,7 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 }
 
 // Close implements Store.
-func (s *RedisStore) Close() error { return s.client.Close() }
+func (s *RedisStore) Close() error {
+	s.pipeline.close()
+	return s.client.Close()
+}

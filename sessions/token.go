@@ -216,8 +216,10 @@ func (v *Verifier) Verify(token string, digest [sha256.Size]byte) (Claims, error
 
 func (v *Verifier) identity(mc jwt.MapClaims) (Claims, error) {
 	var c Claims
-	userID, ok := claimString(mc[v.cfg.UserIDClaim])
-	if !ok || userID == "" {
+	raw := mc[v.cfg.UserIDClaim]
+	_, isBool := raw.(bool)
+	userID, ok := claimString(raw)
+	if !ok || isBool || userID == "" {
 		return c, fmt.Errorf("claim %q is missing or not a string or number", v.cfg.UserIDClaim)
 	}
 	c.UserID = userID

@@ -134,3 +134,18 @@ func OpenVerifier(ctx context.Context, cfg configs.Config, log *zap.Logger) (*Ve
 	}
 	return v, nil
 }
+
+// redisLogger sends go-redis's own messages (dial retries, pool events) to
+// zap at debug level; the failures that matter are logged by the callers
+// with their ids.
+type redisLogger struct{ log *zap.SugaredLogger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debugf(format, v...)
+}
+
+// RouteRedisLogs makes go-redis log through log instead of the standard
+// library logger on stderr. It affects every client in the process.
+func RouteRedisLogs(log *zap.Logger) {
+	redis.SetLogger(redisLogger{log: log.Named("redis").Sugar()})
+}

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,13 +25,18 @@ func (s *Sweeper) Run(ctx context.Context) {
 		return
 	}
 	log := s.Log.Named("sweep")
-	ticker := time.NewTicker(s.Interval)
-	defer ticker.Stop()
+	// The first sweep comes after a random part of one interval, capped at a
+	// minute, so that a process restarted more often than the interval still
+	// sweeps and replicas started together do not all try at once.
+	first := time.Duration(rand.Int64N(int64(min(s.Interval, time.Minute)) + 1))
+	timer := time.NewTimer(first)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
+			timer.Reset(s.Interval)
 		}
 		if last, ok, err := s.Store.LastSweep(ctx); err == nil && ok && time.Since(last.StartedAt) < s.Interval*9/10 {
 			log.Debug("cleanup skipped, swept recently", zap.Time("last_started_at", last.StartedAt))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sessiongate/sessiongate/configs"
 	"github.com/sessiongate/sessiongate/proxy"
+	"github.com/sessiongate/sessiongate/sessions"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -74,13 +75,26 @@ See the README for the environment variables.
 `
 
 // loadConfig reads and validates the environment, printing every problem.
-func loadConfig() (configs.Config, bool) {
+// When only is not nil, problems of other variables are ignored, so that
+// `sessiongate cleanup` needs no UPSTREAM_URL or JWT settings.
+func loadConfig(only func(variable string) bool) (configs.Config, bool) {
 	cfg, err := configs.Load()
 	if err == nil {
 		err = cfg.Validate()
 	}
 	var problems configs.Problems
-	if errors.As(err, &problems) {
+	if errors.As(err, &problems) && only != nil {
+		kept := problems[:0]
+		for _, p := range problems {
+			if only(p.Variable) {
+				kept = append(kept, p)
+			}
+		}
+		if problems = kept; len(problems) == 0 {
+			err = nil
+		}
+	}
+	if len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, "sessiongate: invalid configuration:")
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "  "+p.String())
@@ -112,7 +126,7 @@ func newLogger(cfg configs.Config) (*zap.Logger, error) {
 }
 
 func serve() int {
-	cfg, ok := loadConfig()
+	cfg, ok := loadConfig(nil)
 	if !ok {
 		return exitBadUsage
 	}
@@ -122,6 +136,7 @@ func serve() int {
 		return exitBadUsage
 	}
 	defer log.Sync()
+	sessions.RouteRedisLogs(log)
 	log.Info("configuration", zap.Any("config", cfg.Redacted()), zap.String("version", version))
 
 	app, err := proxy.NewApp(cfg, log)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // cleanup runs one sweep and prints its report as JSON on stdout. It exits
 // 1 when the store cannot be reached.
 func cleanup() int {
-	cfg, ok := loadConfig()
+	cfg, ok := loadConfig(storeVariable)
 	if !ok {
 		return exitBadUsage
 	}
@@ -31,6 +32,7 @@ func cleanup() int {
 		return exitBadUsage
 	}
 	defer log.Sync()
+	sessions.RouteRedisLogs(log)
 
 	store, err := sessions.OpenStore(cfg)
 	if err != nil {
@@ -70,6 +72,17 @@ func cleanup() int {
 		fmt.Fprintln(os.Stderr, "sessiongate cleanup: another process is sweeping; nothing done")
 	}
 	return exitOK
+}
+
+// storeVariable reports whether a variable configures the store or logging,
+// the only settings a sweep uses.
+func storeVariable(variable string) bool {
+	for _, prefix := range []string{"REDIS_", "SESSION_", "LOG_"} {
+		if strings.HasPrefix(variable, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // healthcheck probes /healthz on ADMIN_ADDR, for container health checks

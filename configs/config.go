@@ -38,7 +38,7 @@ func (m *Minutes) UnmarshalText(text []byte) error {
 func (m Minutes) Duration() time.Duration { return time.Duration(m) }
 
 // Config is the whole configuration. Every field is bound to one environment
-// variable; caarlos0/env treats a variable that is set but empty as unset, so
+// variable. caarlos0/env treats a variable that is set but empty as unset, so
 // constraints beyond the type live in Validate.
 type Config struct {
 	// ListenAddr is the public listener, host:port.

@@ -63,7 +63,7 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := a.store.Ping(pingCtx); err != nil {
-		// Not fatal: readiness stays false until the store answers.
+		// Not fatal: readiness stays false until the store responds.
 		log.Warn("session store unreachable at start", zap.Error(err))
 	}
 	cancel()

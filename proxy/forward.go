@@ -107,7 +107,7 @@ var forwardingHeaders = newHeaderFilter("Forwarded", "X-Forwarded-For", "X-Forwa
 
 // setForwarded sets X-Forwarded-For, -Host and -Proto. A trusted peer's
 // values are kept and the peer appended; an untrusted peer's are replaced,
-// so it cannot choose the client IP the backend sees.
+// so it cannot choose the client IP the backend receives.
 func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
 	peer, ok := tracking.PeerAddr(in)
@@ -147,10 +147,10 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	out.Set("X-Forwarded-Proto", proto)
 }
 
-// upstreamError answers 502 when the backend cannot be reached.
+// upstreamError responds with 502 when the backend cannot be reached.
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away; nobody reads an answer.
+		// The client went away, so no one reads the response.
 		g.log.Debug("client cancelled request", zap.String("path", r.URL.Path))
 		w.WriteHeader(499)
 		return

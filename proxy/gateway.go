@@ -128,8 +128,8 @@ func cleanPath(p string) string {
 	return c
 }
 
-// identity is what the Gateway verified about a request, handed to the
-// reverse proxy's Rewrite through the request context.
+// identity holds the verified claims and session of a request, passed to
+// the reverse proxy's Rewrite through the request context.
 type identity struct {
 	claims    sessions.Claims
 	sessionID string
@@ -148,7 +148,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Browsers send CORS preflights without credentials; the backend must
-	// answer them, and they carry no identity.
+	// handle them, and they carry no identity.
 	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 	public := preflight || matchPrefix(g.publicPaths, reqPath)
 

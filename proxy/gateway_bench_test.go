@@ -23,7 +23,7 @@ const benchSecret = "gateway-bench-secret-0123456789a"
 const benchUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 
 // benchGateway builds a Gateway in front of an httptest backend that
-// answers a short body. With redisURL empty it uses the memory store.
+// returns a short body. With redisURL empty it uses the memory store.
 func benchGateway(b *testing.B, redisURL string) *Gateway {
 	b.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

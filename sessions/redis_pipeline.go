@@ -84,8 +84,8 @@ func (p *accessPipeline) do(ctx context.Context, keys []string, args []any) ([]a
 	}
 }
 
-// close stops the senders after they have answered every queued call;
-// calls made afterwards fail with redis.ErrClosed.
+// close stops the senders once every queued call has its reply. Calls made
+// afterwards fail with redis.ErrClosed.
 func (p *accessPipeline) close() {
 	p.mu.Lock()
 	if p.closed {
@@ -105,7 +105,7 @@ func (p *accessPipeline) run() {
 		case c := <-p.queue:
 			batch = append(batch[:0], c)
 		case <-p.stop:
-			// No call can enter the queue now; answer those still in it.
+			// No call can enter the queue now, so send those still in it.
 			for {
 				select {
 				case c := <-p.queue:
@@ -128,8 +128,8 @@ func (p *accessPipeline) run() {
 	}
 }
 
-// send runs batch as one pipeline. Calls whose context already ended are
-// answered with its error and not sent. The pipeline gets the latest
+// send runs batch as one pipeline. Calls whose context already ended get
+// its error and are not sent. The pipeline gets the latest
 // deadline of the calls in it, because each caller stops waiting at its
 // own deadline anyway.
 func (p *accessPipeline) send(batch []*accessCall) {

@@ -79,9 +79,9 @@ func rsaBenchKey(b *testing.B) *rsa.PrivateKey {
 	return benchRSAKey
 }
 
-// BenchmarkVerify measures one token verification per operation: with the
-// cache off every call parses and checks the signature; with it on, every
-// token was verified once before timing starts.
+// BenchmarkVerify measures one token verification per operation. With the
+// cache off every call parses the token and checks its signature. With it
+// on, every token was verified once before timing starts.
 func BenchmarkVerify(b *testing.B) {
 	secret := []byte("bench-secret-0123456789abcdef012")
 	rsaKey := rsaBenchKey(b)

@@ -47,6 +47,10 @@ var secretVariables = map[string]bool{
 }
 
 func shown(variable, value string) string {
+	if variable == "REDIS_URL" {
+		// Shown without its password, so a malformed URL can be fixed.
+		return redactURL(value)
+	}
 	if secretVariables[variable] && value != "" {
 		return "[redacted]"
 	}
@@ -262,8 +266,16 @@ func (c Config) validateJWT(add func(variable, value, accepted string)) {
 		}
 	}
 	for _, alg := range c.JWTAlgorithms {
-		if !slices.Contains(KnownAlgorithms, strings.TrimSpace(alg)) {
+		alg = strings.TrimSpace(alg)
+		switch {
+		case !slices.Contains(KnownAlgorithms, alg):
 			add("JWT_ALGORITHMS", alg, "want a comma-separated list of "+strings.Join(KnownAlgorithms, ", "))
+		case c.JWTSecret != "" && !strings.HasPrefix(alg, "HS"):
+			add("JWT_ALGORITHMS", alg, "JWT_SECRET is an HMAC key, so only HS256, HS384 and HS512 fit; use JWT_PUBLIC_KEY_FILE for "+alg)
+		case c.JWTSecret == "" && strings.HasPrefix(alg, "HS"):
+			// An HMAC algorithm with a public key would let anyone holding
+			// the public key sign tokens.
+			add("JWT_ALGORITHMS", alg, "HMAC algorithms need JWT_SECRET; a public key or JWK Set accepts RS*, PS*, ES* and EdDSA")
 		}
 	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
@@ -315,11 +327,7 @@ func (c Config) Redacted() map[string]any {
 		case time.Duration:
 			val = x.String()
 		case string:
-			if name == "REDIS_URL" {
-				val = redactURL(x)
-			} else {
-				val = shown(name, x)
-			}
+			val = shown(name, x)
 		}
 		out[name] = val
 	}
@@ -329,7 +337,7 @@ func (c Config) Redacted() map[string]any {
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return shown("REDIS_URL", raw)
+		return "[redacted]"
 	}
 	if u.User == nil {
 		return raw

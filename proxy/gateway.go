@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/sessiongate/configs"
@@ -36,6 +37,7 @@ type Gateway struct {
 	log      *zap.Logger
 	now      func() time.Time
 
+	throttle     *logThrottle
 	proxy        *httputil.ReverseProxy
 	filter       headerFilter
 	claimHeaders map[string]string
@@ -77,6 +79,7 @@ func NewGateway(o Options) (*Gateway, error) {
 		metrics:      o.Metrics,
 		log:          o.Logger.Named("proxy"),
 		now:          o.Now,
+		throttle:     newLogThrottle(10 * time.Second),
 		claimHeaders: o.Config.ClaimHeaders(),
 		publicPaths:  cleanPrefixes(o.Config.PublicPaths),
 		logoutPaths:  cleanPrefixes(o.Config.LogoutPaths),
@@ -198,7 +201,14 @@ func (g *Gateway) authenticate(r *http.Request, token string, public bool) (*ide
 	digest := sessions.TokenDigest(token)
 	claims, err := g.verifier.Verify(token, digest)
 	if err != nil {
-		g.log.Debug("token rejected", zap.Error(err), zap.String("path", r.URL.Path))
+		// Info, but at most once per reason per interval: a wrong secret or
+		// key makes every request fail the same way, and the operator needs
+		// to see why without debug logs.
+		if ok, suppressed := g.throttle.allow("token:"+rejectReason(err), time.Now()); ok {
+			g.log.Info("token rejected", zap.Error(err), zap.String("path", r.URL.Path), suppressed)
+		} else {
+			g.log.Debug("token rejected", zap.Error(err), zap.String("path", r.URL.Path))
+		}
 		return nil, CodeInvalidToken, http.StatusUnauthorized
 	}
 
@@ -229,12 +239,16 @@ func (g *Gateway) authenticate(r *http.Request, token string, public bool) (*ide
 			return nil, CodeStoreUnavailable, http.StatusServiceUnavailable
 		}
 		if g.cfg.RedisFailureMode == "open" {
-			g.log.Warn("session store failed, forwarding with token identity",
-				zap.Error(err), zap.String("session_id", id.sessionID), zap.String("user_id", claims.UserID))
+			if ok, suppressed := g.throttle.allow("store_open", time.Now()); ok {
+				g.log.Warn("session store failed, forwarding with token identity", suppressed,
+					zap.Error(err), zap.String("session_id", id.sessionID), zap.String("user_id", claims.UserID))
+			}
 			return id, "", 0
 		}
-		g.log.Error("session store failed", zap.Error(err),
-			zap.String("session_id", id.sessionID), zap.String("user_id", claims.UserID))
+		if ok, suppressed := g.throttle.allow("store", time.Now()); ok {
+			g.log.Error("session store failed", zap.Error(err),
+				zap.String("session_id", id.sessionID), zap.String("user_id", claims.UserID), suppressed)
+		}
 		return nil, CodeStoreUnavailable, http.StatusServiceUnavailable
 	}
 	g.recorder.Observe(req, res)
@@ -296,4 +310,17 @@ func extractToken(r *http.Request, cookie string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// rejectReason names the kind of a verification failure for log
+// throttling, without token data.
+func rejectReason(err error) string {
+	for _, e := range []error{jwt.ErrTokenMalformed, jwt.ErrTokenSignatureInvalid, jwt.ErrTokenUnverifiable,
+		jwt.ErrTokenExpired, jwt.ErrTokenNotValidYet, jwt.ErrTokenUsedBeforeIssued,
+		jwt.ErrTokenInvalidAudience, jwt.ErrTokenInvalidIssuer, jwt.ErrTokenRequiredClaimMissing} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "other"
 }

@@ -122,6 +122,11 @@ func newLogger(cfg configs.Config) (*zap.Logger, error) {
 	zc.Sampling = nil
 	zc.EncoderConfig.TimeKey = "time"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	// Durations read as in the configuration ("30s", "1.2ms").
+	zc.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder
+	// Every error line carries its ids; stack traces of our own call sites
+	// would only bury them.
+	zc.DisableStacktrace = true
 	return zc.Build()
 }
 
@@ -142,17 +147,20 @@ func serve() int {
 	app, err := proxy.NewApp(cfg, log)
 	if err != nil {
 		log.Error("start-up failed", zap.Error(err))
+		fmt.Fprintln(os.Stderr, "sessiongate:", err)
 		return exitBadUsage
 	}
 	public, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		log.Error("listen failed", zap.String("addr", cfg.ListenAddr), zap.Error(err))
+		fmt.Fprintf(os.Stderr, "sessiongate: LISTEN_ADDR=%q: %v\n", cfg.ListenAddr, err)
 		return exitFailure
 	}
 	admin, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		public.Close()
 		log.Error("listen failed", zap.String("addr", cfg.AdminAddr), zap.Error(err))
+		fmt.Fprintf(os.Stderr, "sessiongate: ADMIN_ADDR=%q: %v\n", cfg.AdminAddr, err)
 		return exitFailure
 	}
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -96,15 +97,20 @@ func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (SweepReport, err
 	}()
 
 	start := time.Now()
-	sweepNode := func(ctx context.Context, node redis.UniversalClient) error {
-		return s.sweepNode(ctx, node, now, &report)
-	}
 	if cluster, ok := s.client.(*redis.ClusterClient); ok {
+		// ForEachMaster calls fn on every master at once, so each master
+		// counts into a report of its own that is added to the total under mu.
+		var mu sync.Mutex
 		err = cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return sweepNode(ctx, node)
+			part := SweepReport{Removed: map[string]int{}}
+			err := s.sweepNode(ctx, node, now, &part)
+			mu.Lock()
+			report.add(part)
+			mu.Unlock()
+			return err
 		})
 	} else {
-		err = sweepNode(ctx, s.client)
+		err = s.sweepNode(ctx, s.client, now, &report)
 	}
 	report.Duration = time.Since(start)
 	if err != nil {
@@ -125,6 +131,17 @@ func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (SweepReport, err
 // entries themselves are members, not keys.
 func (r SweepReport) RemovedKeys() int {
 	return r.Removed[RemovedNoTTL] + r.Removed[RemovedOrphanMetadata] + r.emptiedIndexes
+}
+
+// add adds the counts of part, the report of one cluster master, to r.
+func (r *SweepReport) add(part SweepReport) {
+	r.Found += part.Found
+	r.Sessions += part.Sessions
+	r.Users += part.Users
+	r.emptiedIndexes += part.emptiedIndexes
+	for kind, n := range part.Removed {
+		r.Removed[kind] += n
+	}
 }
 
 // sweptKey is one key of a SCAN batch, split into its parts.

@@ -58,6 +58,7 @@ type storeUnderTest struct {
 var storeBackends = []storeBackend{
 	{name: "memory", setup: setupMemory},
 	{name: "redis", setup: setupRedis},
+	{name: "cluster", setup: setupCluster},
 }
 
 func setupMemory(*testing.T) openStore {
@@ -80,6 +81,19 @@ func setupRedis(t *testing.T) openStore {
 		st := sessions.NewRedisStore(client, prefix, p)
 		t.Cleanup(func() { st.Close() })
 		return storeUnderTest{Store: st, redis: &redisView{client: srv.Client(0), store: st}}
+	}
+}
+
+// setupCluster starts a three-master Redis Cluster shared by the cases of
+// one test. Each store gets a cluster client of its own, as a process would.
+func setupCluster(t *testing.T) openStore {
+	cluster := testutil.StartCluster(t)
+	return func(t *testing.T, p sessions.Policy) storeUnderTest {
+		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), DisableIdentity: true})
+		prefix := fmt.Sprintf("contract%d:", prefixSeq.Add(1))
+		st := sessions.NewRedisStore(client, prefix, p)
+		t.Cleanup(func() { st.Close() })
+		return storeUnderTest{Store: st, redis: &redisView{client: cluster.Client(), store: st}}
 	}
 }
 
@@ -946,8 +960,14 @@ func (v *redisView) sessionKeys(tk testToken) []string {
 // and sweep lock owner, as another process would have.
 func (v *redisView) peer(t *testing.T, p sessions.Policy) *sessions.RedisStore {
 	t.Helper()
-	addr := v.client.(*redis.Client).Options().Addr
-	st := sessions.NewRedisStore(redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true}), v.store.Prefix(), p)
+	var client redis.UniversalClient
+	switch c := v.client.(type) {
+	case *redis.ClusterClient:
+		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Options().Addrs, DisableIdentity: true})
+	default:
+		client = redis.NewClient(&redis.Options{Addr: c.(*redis.Client).Options().Addr, DisableIdentity: true})
+	}
+	st := sessions.NewRedisStore(client, v.store.Prefix(), p)
 	t.Cleanup(func() { st.Close() })
 	return st
 }

@@ -144,6 +144,10 @@ type Config struct {
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	// ShutdownDelay keeps serving for this long after SIGTERM with /readyz
+	// already failing, so that load balancers stop sending traffic before
+	// the listener closes. 0 closes at once.
+	ShutdownDelay time.Duration `env:"SHUTDOWN_DELAY" envDefault:"0s"`
 	// MaxHeaderBytes limits the request line and headers of the public
 	// listener.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" envDefault:"65536"`

@@ -192,6 +192,9 @@ func (c Config) Validate() error {
 	if c.CleanupInterval < 0 {
 		add("CLEANUP_INTERVAL", c.CleanupInterval.String(), "want 0 (off) or a positive duration")
 	}
+	if c.ShutdownDelay < 0 {
+		add("SHUTDOWN_DELAY", c.ShutdownDelay.String(), "want 0 or a positive duration such as 5s")
+	}
 	if c.ShutdownTimeout < 0 {
 		add("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "want 0 or a positive duration")
 	}

@@ -53,7 +53,8 @@ func NewApp(cfg configs.Config, log *zap.Logger) (*App, error) {
 func (a *App) Store() sessions.Store { return a.store }
 
 // Serve serves the public and admin listeners until ctx is done, then
-// shuts down: readiness turns false, the public listener stops accepting,
+// shuts down: readiness turns false, requests are still served for
+// ShutdownDelay, the public listener stops accepting,
 // in-flight requests get ShutdownTimeout to finish, the sweep stops and the
 // store is closed. It returns nil after a clean shutdown.
 func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
@@ -111,6 +112,10 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 
 	log.Info("sessiongate stopping", zap.Duration("shutdown_timeout", a.cfg.ShutdownTimeout))
 	a.admin.SetReady(false)
+	if a.cfg.ShutdownDelay > 0 {
+		log.Info("readiness off, still serving", zap.Duration("shutdown_delay", a.cfg.ShutdownDelay))
+		time.Sleep(a.cfg.ShutdownDelay)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := publicSrv.Shutdown(shutdownCtx); err != nil {

@@ -393,3 +393,23 @@ func TestClusterGateServesWithRedisAddrs(t *testing.T) {
 		}
 	}
 }
+
+// Readiness must turn false when any master is down, because that master's
+// users can no longer be served.
+func TestClusterPingFailsWhenAnyMasterIsDown(t *testing.T) {
+	c := testutil.StartCluster(t)
+	st := sessions.NewRedisStore(c.Client(), "pingtest:", sessions.Policy{Lifetime: time.Minute, CreateWindow: time.Minute})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err != nil {
+		t.Fatalf("Ping with every master up = %v, want nil", err)
+	}
+
+	c.KillNode(2)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err == nil {
+		t.Error("Ping with master 2 down = nil, want an error")
+	}
+}

@@ -238,7 +238,18 @@ func (s *RedisStore) LastSweep(ctx context.Context) (SweepReport, bool, error) {
 }
 
 // Ping implements Store.
+// On a Cluster it pings every master, because each one serves a share of
+// the users and one down master fails their requests.
 func (s *RedisStore) Ping(ctx context.Context) error {
+	if cluster, ok := s.client.(*redis.ClusterClient); ok {
+		err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			if err := node.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("ping redis master %s: %w", node.Options().Addr, err)
+			}
+			return nil
+		})
+		return err
+	}
 	if err := s.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping redis: %w", err)
 	}

@@ -241,3 +241,11 @@ func (c *Cluster) NodeOf(key string) int {
 	c.t.Fatalf("slot %d of %s has no master in CLUSTER SLOTS", slot, key)
 	return -1
 }
+
+// KillNode kills master i, as a crash would; the cluster then has slots
+// without a server. Stopping the cluster afterwards is still safe.
+func (c *Cluster) KillNode(i int) {
+	n := c.nodes[i]
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+}

@@ -2,7 +2,9 @@
 // one machine and on loopback only.
 //
 // It starts a small Go backend, a bare httputil.ReverseProxy with a tuned
-// transport (the floor), nginx as a plain reverse proxy when installed,
+// transport (the floor, "bare"), the same proxy with a buffer pool as
+// sessiongate has ("bare-pooled"), nginx as a plain reverse proxy when
+// installed,
 // a redis-server with two sessiongate instances (HS256 tokens and RS256
 // tokens), and sessiongate with SESSION_STORE=memory. It drives each with
 // wrk, interleaving the targets over several rounds, then runs each at a
@@ -86,7 +88,7 @@ func parseFlags() config {
 	flag.IntVar(&c.tokens, "tokens", 1000, "distinct tokens, and so sessions, per target")
 	flag.DurationVar(&c.rateDuration, "rate-duration", 10*time.Second, "length of each constant-rate run; 0 skips them")
 	flag.IntVar(&c.sessions, "sessions", 100000, "live sessions of the memory measurement; 0 skips it")
-	flag.StringVar(&c.targets, "targets", "", "comma-separated target names to run (default all): backend,bare,nginx,sg-redis-hs256,sg-redis-rs256,sg-memory")
+	flag.StringVar(&c.targets, "targets", "", "comma-separated target names to run (default all): backend,bare,bare-pooled,nginx,sg-redis-hs256,sg-redis-rs256,sg-memory")
 	flag.StringVar(&c.profile, "profile", "", "write a CPU profile of sessiongate with Redis and HS256, taken during its first measured run, to this file")
 	flag.StringVar(&c.out, "out", "", "also write the report to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory with logs, configs and tokens")

@@ -133,7 +133,10 @@ func (b *bench) setUp(ctx context.Context) error {
 	if err := b.startBackend(hsFile); err != nil {
 		return err
 	}
-	if err := b.startBareProxy(hsFile); err != nil {
+	if err := b.startBareProxy("bare", hsFile, false); err != nil {
+		return err
+	}
+	if err := b.startBareProxy("bare-pooled", hsFile, true); err != nil {
 		return err
 	}
 	if err := b.startNginx(hsFile); err != nil {

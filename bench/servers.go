@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -37,11 +38,13 @@ func runBackend(args []string) error {
 
 // runBareProxy serves the floor: httputil.ReverseProxy with the same
 // transport settings as sessiongate (many idle connections to the one
-// backend host) and no session logic.
+// backend host) and no session logic. With -buffer-pool it also reuses its
+// copy buffers, as sessiongate does.
 func runBareProxy(args []string) error {
 	fs := flag.NewFlagSet("bareproxy", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "loopback address to listen on")
 	upstream := fs.String("upstream", "", "backend URL")
+	pooled := fs.Bool("buffer-pool", false, "reuse 32 KiB copy buffers instead of allocating one per response")
 	fs.Parse(args)
 
 	target, err := url.Parse(*upstream)
@@ -66,8 +69,24 @@ func runBareProxy(args []string) error {
 		},
 		Transport: transport,
 	}
+	if *pooled {
+		proxy.BufferPool = &bufferPool{}
+	}
 	return serveLoopback(*addr, proxy)
 }
+
+// bufferPool implements httputil.BufferPool with a sync.Pool of 32 KiB
+// buffers, the size ReverseProxy allocates when it has no pool.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // serveLoopback refuses any address that is not on loopback, so that a
 // mistyped flag cannot expose a benchmark server.

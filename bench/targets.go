@@ -90,16 +90,21 @@ func (b *bench) startBackend(tokenFile string) error {
 	return nil
 }
 
-func (b *bench) startBareProxy(tokenFile string) error {
+// startBareProxy starts the floor as name; pooled adds a buffer pool.
+func (b *bench) startBareProxy(name, tokenFile string, pooled bool) error {
 	addr, err := loopbackAddr()
 	if err != nil {
 		return err
 	}
-	p, err := b.start("bare", b.self, []string{"bareproxy", "-addr", addr, "-upstream", b.backendURL}, nil, addr)
+	args := []string{"bareproxy", "-addr", addr, "-upstream", b.backendURL}
+	if pooled {
+		args = append(args, "-buffer-pool")
+	}
+	p, err := b.start(name, b.self, args, nil, addr)
 	if err != nil {
 		return err
 	}
-	b.targets = append(b.targets, &target{name: "bare", url: "http://" + addr, tokenFile: tokenFile, pids: []int{p.pid()}})
+	b.targets = append(b.targets, &target{name: name, url: "http://" + addr, tokenFile: tokenFile, pids: []int{p.pid()}})
 	return nil
 }
 

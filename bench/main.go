@@ -72,7 +72,8 @@ type config struct {
 	sessions int
 	targets  string
 	// profile, when not empty, is a file that receives a CPU profile of
-	// sessiongate with Redis and HS256 during its first measured run.
+	// sessiongate with Redis and HS256, taken in an extra run after the
+	// rounds.
 	profile string
 	out     string
 	keep    bool
@@ -89,7 +90,7 @@ func parseFlags() config {
 	flag.DurationVar(&c.rateDuration, "rate-duration", 10*time.Second, "length of each constant-rate run; 0 skips them")
 	flag.IntVar(&c.sessions, "sessions", 100000, "live sessions of the memory measurement; 0 skips it")
 	flag.StringVar(&c.targets, "targets", "", "comma-separated target names to run (default all): backend,bare,bare-pooled,nginx,sg-redis-hs256,sg-redis-rs256,sg-memory")
-	flag.StringVar(&c.profile, "profile", "", "write a CPU profile of sessiongate with Redis and HS256, taken during its first measured run, to this file")
+	flag.StringVar(&c.profile, "profile", "", "write a CPU profile of sessiongate with Redis and HS256, taken in an extra unmeasured run after the rounds, to this file")
 	flag.StringVar(&c.out, "out", "", "also write the report to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory with logs, configs and tokens")
 	flag.Parse()

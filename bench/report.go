@@ -149,6 +149,7 @@ func writeThroughput(b *strings.Builder, res *results) {
 			name, rate, lo, hi, ratio(rate, floor), ms(medianOf(ss, func(s sample) float64 { return float64(s.wrk.P50US) })),
 			ms(medianOf(ss, func(s sample) float64 { return float64(s.wrk.P99US) })), cpuCol, cpuRatio, redisCol, scriptCol, tripsCol, readsCol, errs)
 	}
+	writeRatios(b, res)
 	b.WriteString("\nThe backend row is the backend's own throughput; its CPU column is left empty because no proxy runs. " +
 		"p50 and p99 are medians over the rounds of wrk's per-run percentiles. Proxy CPU is user plus system time " +
 		"of the proxy's processes (nginx: master and workers) from /proc, divided by requests. " +
@@ -156,6 +157,30 @@ func writeThroughput(b *strings.Builder, res *results) {
 		"without pipelining each is one round trip. Redis reads are redis-server's read system calls from /proc/PID/io, " +
 		"one per client round trip, whatever number of pipelined commands it carried. " +
 		"Redis script time is commandstats usec of EVALSHA and EVAL, wall time inside Redis.\n\n")
+}
+
+// writeRatios compares every proxy with both floors: "bare", whose
+// transport is tuned as sessiongate's is, and "bare-pooled", which also
+// pools copy buffers as sessiongate does.
+func writeRatios(b *strings.Builder, res *results) {
+	rate := func(s sample) float64 { return s.wrk.rate() }
+	cpu := func(s sample) float64 { return perRequest(s.cpu, s.wrk.Requests) }
+	floors := []string{"bare", "bare-pooled"}
+	b.WriteString("\n| target | req/s ÷ bare | req/s ÷ bare-pooled | CPU/req ÷ bare | CPU/req ÷ bare-pooled |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: |\n")
+	for _, name := range res.order {
+		ss := res.samples[name]
+		if len(ss) == 0 || name == "backend" {
+			continue
+		}
+		cols := make([]string, 0, 4)
+		for _, f := range []func(sample) float64{rate, cpu} {
+			for _, floor := range floors {
+				cols = append(cols, ratio(medianOf(ss, f), medianOf(res.samples[floor], f)))
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, cols[0], cols[1], cols[2], cols[3])
+	}
 }
 
 func writeConstantRate(b *strings.Builder, res *results) {

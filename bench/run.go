@@ -191,7 +191,25 @@ func (b *bench) runRounds(ctx context.Context, res *results) error {
 			res.samples[t.name] = append(res.samples[t.name], s)
 		}
 	}
-	return nil
+	return b.profile(ctx)
+}
+
+// profile takes a CPU profile of sessiongate with Redis and HS256 during
+// one extra wrk run, which the figures leave out because profiling costs
+// the profiled process CPU.
+func (b *bench) profile(ctx context.Context) error {
+	t := b.find("sg-redis-hs256")
+	if b.cfg.profile == "" || t == nil {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "profiling %s for %s\n", t.name, b.cfg.duration)
+	done := make(chan error, 1)
+	go func() { done <- b.captureProfile(ctx, t, b.cfg.duration-2*time.Second) }()
+	_, err := runWrk(ctx, b.script, t.url, t.tokenFile, b.cfg.threads, b.cfg.connections, b.cfg.duration)
+	if perr := <-done; perr != nil {
+		b.note("CPU profile not written: %v", perr)
+	}
+	return err
 }
 
 // measure runs wrk once on t and reads the CPU time of t's processes, of
@@ -211,21 +229,11 @@ func (b *bench) measure(ctx context.Context, t *target, round int) (sample, erro
 	reads0, _ := readCalls(b.redisPID)
 	cpu0 := cpuOf(t.pids)
 
-	var profileDone chan error
-	if b.cfg.profile != "" && round == 0 && t.name == "sg-redis-hs256" {
-		profileDone = make(chan error, 1)
-		go func() { profileDone <- b.captureProfile(ctx, t, b.cfg.duration-2*time.Second) }()
-	}
 	w, err := runWrk(ctx, b.script, t.url, t.tokenFile, b.cfg.threads, b.cfg.connections, b.cfg.duration)
 	if err != nil {
 		return sample{}, err
 	}
 	s := sample{round: round, wrk: w, cpu: cpuOf(t.pids) - cpu0, redisCPU: b.redisCPU() - redisCPU0}
-	if profileDone != nil {
-		if err := <-profileDone; err != nil {
-			b.note("CPU profile not written: %v", err)
-		}
-	}
 	if t.usesRedis {
 		after, err := readCommandCounts(ctx, rc)
 		if err != nil {

@@ -88,7 +88,7 @@ func (p *bufferPool) Get() []byte {
 
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
-// serveLoopback refuses any address that is not on loopback, so that a
+// serveLoopback rejects any address that is not on loopback, so that a
 // mistyped flag cannot expose a benchmark server.
 func serveLoopback(addr string, h http.Handler) error {
 	host, _, err := net.SplitHostPort(addr)

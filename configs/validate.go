@@ -47,8 +47,8 @@ var secretVariables = map[string]bool{
 }
 
 func shown(variable, value string) string {
-	if variable == "REDIS_URL" {
-		// Shown without its password, so a malformed URL can be fixed.
+	if variable == "REDIS_URL" || variable == "UPSTREAM_URL" || variable == "JWT_JWKS_URL" {
+		// Shown without a password, so a malformed URL can be fixed.
 		return redactURL(value)
 	}
 	if secretVariables[variable] && value != "" {
@@ -195,8 +195,9 @@ func (c Config) Validate() error {
 	if c.ShutdownDelay < 0 {
 		add("SHUTDOWN_DELAY", c.ShutdownDelay.String(), "want 0 or a positive duration such as 5s")
 	}
-	if c.ShutdownTimeout < 0 {
-		add("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "want 0 or a positive duration")
+	if c.ShutdownTimeout <= 0 {
+		// 0 would cut every in-flight request at SIGTERM.
+		add("SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "want a positive duration such as 30s")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		add("LOG_LEVEL", c.LogLevel, "want debug, info, warn or error")

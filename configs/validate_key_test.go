@@ -95,3 +95,30 @@ func TestProblemShowsRedisURLWithoutPassword(t *testing.T) {
 		}
 	}
 }
+
+// Regression: SHUTDOWN_TIMEOUT=0 was accepted and cut every in-flight
+// request at SIGTERM.
+func TestValidateShutdownTimeoutPositive(t *testing.T) {
+	env := validEnv()
+	env["SHUTDOWN_TIMEOUT"] = "0s"
+	cfg, err := LoadFrom(env)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if _, ok := problemFor(problemsOf(t, err), "SHUTDOWN_TIMEOUT"); !ok {
+		t.Errorf("Validate(SHUTDOWN_TIMEOUT=0s) = %v, want a SHUTDOWN_TIMEOUT problem", err)
+	}
+}
+
+func TestRedactedHidesURLPasswords(t *testing.T) {
+	env := validEnv()
+	env["UPSTREAM_URL"] = "http://svc:hunter2@127.0.0.1:8000"
+	cfg, err := LoadFrom(env)
+	if err != nil {
+		t.Fatalf("LoadFrom: %v", err)
+	}
+	got, _ := cfg.Redacted()["UPSTREAM_URL"].(string)
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "127.0.0.1:8000") {
+		t.Errorf("Redacted UPSTREAM_URL = %q, want the URL without its password", got)
+	}
+}

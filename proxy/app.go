@@ -16,6 +16,9 @@ import (
 	"github.com/sessiongate/sessiongate/sessions"
 )
 
+// memorySweepInterval sweeps the memory store when CLEANUP_INTERVAL is 0.
+const memorySweepInterval = 5 * time.Minute
+
 // App is a whole sessiongate: the gateway on the public listener, the
 // admin handler, the store and the cleanup sweep.
 type App struct {
@@ -95,12 +98,18 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	var sweepDone sync.WaitGroup
-	sweeper := &sessions.Sweeper{Store: a.store, Interval: a.cfg.CleanupInterval, Log: log, Observe: a.metrics.ObserveSweep}
+	interval := a.cfg.CleanupInterval
+	if interval == 0 && a.cfg.SessionStore == "memory" {
+		// The memory store frees expired entries only when swept, so it
+		// sweeps even with the ticker turned off; no other process could.
+		interval = memorySweepInterval
+	}
+	sweeper := &sessions.Sweeper{Store: a.store, Interval: interval, Log: log, Observe: a.metrics.ObserveSweep}
 	sweepDone.Go(func() { sweeper.Run(sweepCtx) })
 
 	a.admin.SetReady(true)
 	log.Info("sessiongate started", zap.String("listen_addr", public.Addr().String()),
-		zap.String("admin_addr", admin.Addr().String()), zap.String("upstream", a.cfg.UpstreamURL),
+		zap.String("admin_addr", admin.Addr().String()), zap.Any("upstream", a.cfg.Redacted()["UPSTREAM_URL"]),
 		zap.String("store", a.cfg.SessionStore))
 
 	var serveErr error

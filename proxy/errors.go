@@ -20,6 +20,7 @@ const (
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeBadRequest          = "bad_request"
 	CodeUnauthorized        = "unauthorized"
+	CodeForbidden           = "forbidden"
 	CodeInternal            = "internal_error"
 )
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,12 @@ func (g *Gateway) newReverseProxy(upstream *url.URL, transport http.RoundTripper
 		// remove the identity headers set here (it could with Director).
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
+			// Access was decided on the cleaned path, so the backend gets
+			// that path and not one it might resolve to another route.
+			if clean := cleanPath(pr.In.URL.Path); clean != pr.In.URL.Path {
+				pr.Out.URL.Path = strings.TrimSuffix(upstream.Path, "/") + clean
+				pr.Out.URL.RawPath = ""
+			}
 			g.rewriteHeaders(pr)
 		},
 		Transport:    transport,
@@ -83,7 +90,8 @@ func (g *Gateway) rewriteHeaders(pr *httputil.ProxyRequest) {
 	g.filter.strip(out)
 
 	id, _ := pr.In.Context().Value(identityKey{}).(*identity)
-	if id != nil {
+	g.rewriteCredentials(out, id)
+	if id != nil && !id.anonymous {
 		out.Set(g.cfg.HeaderUserID, id.claims.UserID)
 		if id.claims.Email != "" {
 			out.Set(g.cfg.HeaderUserEmail, id.claims.Email)
@@ -98,6 +106,64 @@ func (g *Gateway) rewriteHeaders(pr *httputil.ProxyRequest) {
 		}
 	}
 	g.setForwarded(pr)
+}
+
+// rewriteCredentials makes the backend receive exactly the credential that
+// was verified: the bearer token as one clean header, or the cookie alone.
+// A rejected token is removed entirely.
+func (g *Gateway) rewriteCredentials(out http.Header, id *identity) {
+	switch {
+	case id == nil:
+	case id.dropCredentials:
+		out.Del("Authorization")
+		if g.cfg.TokenCookie != "" {
+			removeCookie(out, g.cfg.TokenCookie)
+		}
+	case id.anonymous:
+	case id.fromCookie:
+		out.Del("Authorization")
+	default:
+		out.Set("Authorization", "Bearer "+id.token)
+	}
+}
+
+// removeCookie deletes the cookie called name from the Cookie headers of h
+// and keeps the others.
+func removeCookie(h http.Header, name string) {
+	values := h.Values("Cookie")
+	if len(values) == 0 {
+		return
+	}
+	kept := make([]string, 0, len(values))
+	for _, line := range values {
+		var parts []string
+		for _, part := range strings.Split(line, ";") {
+			if n, _, _ := strings.Cut(strings.TrimSpace(part), "="); n != name {
+				parts = append(parts, strings.TrimSpace(part))
+			}
+		}
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
+		}
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h["Cookie"] = kept
+	}
+}
+
+// lastValue returns the last comma-separated item of the last value of
+// key: the one the nearest trusted proxy wrote.
+func lastValue(h http.Header, key string) string {
+	values := h.Values(key)
+	if len(values) == 0 {
+		return ""
+	}
+	last := values[len(values)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.TrimSpace(last)
 }
 
 // forwardingHeaders are the headers that carry the client's address,
@@ -122,10 +188,10 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	if trusted {
 		// ReverseProxy removed these from Out before Rewrite; restore the
 		// trusted hop's values.
-		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+		if v := lastValue(in.Header, "X-Forwarded-Proto"); v != "" {
 			proto = v
 		}
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+		if v := lastValue(in.Header, "X-Forwarded-Host"); v != "" {
 			host = v
 		}
 		// SetXForwarded appends the peer to Out's X-Forwarded-For, which
@@ -135,13 +201,15 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 			out["X-Forwarded-For"] = slices.Clone(prior)
 		}
 		pr.SetXForwarded()
-		if v := in.Header.Values("X-Real-Ip"); len(v) > 0 {
-			out["X-Real-Ip"] = slices.Clone(v)
-		}
+	} else if ok {
+		out.Set("X-Forwarded-For", peer.String())
+	}
+	// X-Real-Ip is the client IP as sessiongate computed it, never a value
+	// a client sent.
+	if id, _ := in.Context().Value(identityKey{}).(*identity); id != nil && id.clientIP != "" {
+		out.Set("X-Real-Ip", id.clientIP)
 	} else {
-		if ok {
-			out.Set("X-Forwarded-For", peer.String())
-		}
+		out.Set("X-Real-Ip", g.proxies.ClientIP(in))
 	}
 	out.Set("X-Forwarded-Host", host)
 	out.Set("X-Forwarded-Proto", proto)

@@ -137,7 +137,20 @@ type identity struct {
 	claims    sessions.Claims
 	sessionID string
 	clientIP  string
+	// token is the verified token; fromCookie tells where it was found, so
+	// that the backend receives that credential and no other.
+	token      string
+	fromCookie bool
+	// anonymous forwards without identity headers. dropCredentials also
+	// removes the presented token, because it was rejected and a backend
+	// that reads it (a refresh route, say) must not act on it.
+	anonymous       bool
+	dropCredentials bool
 }
+
+// rejectedToken marks anonymous forwarding of a request whose token was
+// rejected.
+var rejectedToken = &identity{anonymous: true, dropCredentials: true}
 
 type identityKey struct{}
 
@@ -150,13 +163,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveSelf(w, r, reqPath)
 		return
 	}
+	// Java servlet containers read "..;" as "..", and IIS reads "\" as "/",
+	// so such a path could mean another route to the backend than to us.
+	if strings.Contains(r.URL.Path, "..;") || strings.ContainsRune(r.URL.Path, '\\') {
+		g.reject(w, http.StatusBadRequest, CodeBadRequest, "The path contains \"..;\" or a backslash, which backends resolve differently.")
+		return
+	}
 	// Browsers send CORS preflights without credentials; the backend must
-	// handle them, and they carry no identity.
+	// handle them. They carry no identity and, by the Fetch standard, no
+	// body, so none is forwarded.
 	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if preflight {
+		r.Body, r.ContentLength, r.TransferEncoding = http.NoBody, 0, nil
+	}
 	public := preflight || matchPrefix(g.publicPaths, reqPath)
 
 	// Find and verify the token.
-	token, ok := extractToken(r, g.cfg.TokenCookie)
+	token, fromCookie, ok := extractToken(r, g.cfg.TokenCookie)
 	if !ok {
 		if public {
 			g.forward(w, r, nil, "anonymous")
@@ -168,12 +191,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, code, status := g.authenticate(r, token, public)
 	if code != "" {
 		if public {
-			g.forward(w, r, nil, "anonymous")
+			g.forward(w, r, rejectedToken, "anonymous")
 			return
 		}
 		g.reject(w, status, code, rejectMessages[code])
 		return
 	}
+
+	id.token, id.fromCookie = token, fromCookie
 
 	// A backend logout route ends the session first, so the token is dead
 	// even if the backend's own logout fails.
@@ -296,20 +321,20 @@ func (g *Gateway) reject(w http.ResponseWriter, status int, code, message string
 
 // extractToken returns the bearer token of the Authorization header, else
 // the value of the named cookie.
-func extractToken(r *http.Request, cookie string) (string, bool) {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, token, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(token)
-			return token, token != ""
-		}
+// fromCookie is true when the token came from the cookie.
+func extractToken(r *http.Request, cookie string) (token string, fromCookie, ok bool) {
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:6], "Bearer") && (auth[6] == ' ' || auth[6] == '\t') {
+		// Any blank after the scheme, as backends such as tymon/jwt-auth
+		// accept it too; otherwise they could read a token we skipped.
+		token = strings.TrimSpace(auth[7:])
+		return token, false, token != ""
 	}
 	if cookie != "" {
 		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
-			return c.Value, true
+			return c.Value, true, true
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // rejectReason names the kind of a verification failure for log

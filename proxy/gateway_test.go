@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,18 +25,22 @@ const gatewaySecret = "gateway-test-secret-0123456789ab"
 // last request it received.
 type recordingBackend struct {
 	*httptest.Server
-	mu    sync.Mutex
-	calls int
-	last  http.Header
+	mu       sync.Mutex
+	calls    int
+	last     http.Header
+	lastPath string
+	lastBody int64
 }
 
 func startRecordingBackend(t *testing.T) *recordingBackend {
 	t.Helper()
 	b := &recordingBackend{}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
 		b.mu.Lock()
 		b.calls++
 		b.last = r.Header.Clone()
+		b.lastPath, b.lastBody = r.URL.Path, n
 		b.mu.Unlock()
 		w.Write([]byte("backend"))
 	}))
@@ -357,7 +362,7 @@ func TestExtractTokenSources(t *testing.T) {
 			if r.Header == nil {
 				r.Header = http.Header{}
 			}
-			got, ok := extractToken(r, tt.cookie)
+			got, _, ok := extractToken(r, tt.cookie)
 			if got != tt.want || ok != tt.wantOK {
 				t.Errorf("extractToken = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
 			}
@@ -510,7 +515,8 @@ func TestGatewayForwardedHeadersFollowTrust(t *testing.T) {
 		wantRealIP string
 	}{
 		// httptest.NewRequest comes from 192.0.2.1.
-		{"untrusted peer", "10.0.0.0/8", "192.0.2.1", "http", ""},
+		// X-Real-Ip is always the client IP sessiongate computed.
+		{"untrusted peer", "10.0.0.0/8", "192.0.2.1", "http", "192.0.2.1"},
 		{"trusted peer", "192.0.2.0/24", "203.0.113.9, 192.0.2.1", "https", "203.0.113.9"},
 	}
 	for _, tt := range tests {

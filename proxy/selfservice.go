@@ -35,9 +35,15 @@ func (g *Gateway) serveSelf(w http.ResponseWriter, r *http.Request, reqPath stri
 		return
 	}
 
-	token, ok := extractToken(r, g.cfg.TokenCookie)
+	token, fromCookie, ok := extractToken(r, g.cfg.TokenCookie)
 	if !ok {
 		g.reject(w, http.StatusUnauthorized, CodeMissingToken, "The request has no bearer token.")
+		return
+	}
+	// A browser sends the cookie on cross-site form posts too; refuse those
+	// so that another site cannot log the user out.
+	if fromCookie && r.Method != http.MethodGet && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		g.reject(w, http.StatusForbidden, CodeForbidden, "Cross-site requests cannot change sessions with the token cookie; send the token as a bearer header.")
 		return
 	}
 	id, code, status := g.authenticate(r, token, false)

@@ -65,7 +65,7 @@ func NewRedisClient(cfg configs.Config) (redis.UniversalClient, error) {
 		opts.Username, opts.Password, opts.DB = parsed.Username, parsed.Password, parsed.DB
 		opts.TLSConfig = parsed.TLSConfig
 	} else if len(cfg.RedisAddrs) > 0 {
-		opts.Addrs = cfg.RedisAddrs
+		opts.Addrs = trimAll(cfg.RedisAddrs)
 	}
 
 	// Requests carry their own deadline of REDIS_TIMEOUT; the client must
@@ -121,7 +121,7 @@ func OpenVerifier(ctx context.Context, cfg configs.Config, log *zap.Logger) (*Ve
 		CacheTTL:      cacheTTL,
 		Algorithms:    algs,
 		Issuer:        cfg.JWTIssuer,
-		Audience:      cfg.JWTAudience,
+		Audience:      trimAll(cfg.JWTAudience),
 		Leeway:        cfg.JWTLeeway,
 		RequireIAT:    cfg.JWTRequireIAT,
 		UserIDClaim:   cfg.JWTUserIDClaim,
@@ -148,4 +148,16 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 // library logger on stderr. It affects every client in the process.
 func RouteRedisLogs(log *zap.Logger) {
 	redis.SetLogger(redisLogger{log: log.Named("redis").Sugar()})
+}
+
+// trimAll returns list with blanks around each item removed and empty
+// items dropped, so that "api, web" means "api" and "web".
+func trimAll(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

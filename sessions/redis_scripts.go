@@ -112,6 +112,9 @@ if revokedBefore > 0 and iat < revokedBefore then
 end
 -- No leeway here: with it, a session that just went idle would be created
 -- again by its own token, and idle expiry could be undone.
+-- NOTE: an issuer whose clock runs ahead (iat in the future, which the
+-- verifier allows within JWT_LEEWAY) still stretches the window by that
+-- skew; keep the issuer's clock synchronized.
 if now - iat > tonumber(ARGV[4]) then
   return {3, 'create_window'}
 end
@@ -132,7 +135,14 @@ local maxPerUser = tonumber(ARGV[18])
 -- NOTE: victims are the soonest to expire. That is the least recently
 -- active session unless AbsoluteLifetime cut a session's TTL short.
 if maxPerUser > 0 then
-  redis.call('ZREMRANGEBYSCORE', ikey, '-inf', now)
+  -- Drop index entries whose session is gone. Their score alone would do
+  -- on one clock, but replicas' clocks differ from Redis's, and a live
+  -- session dropped from the index would escape RevokeUser.
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', ikey, '-inf', now)) do
+    if redis.call('EXISTS', base .. 's:' .. old) == 0 then
+      redis.call('ZREM', ikey, old)
+    end
+  end
   local n = redis.call('ZCARD', ikey)
   if n >= maxPerUser then
     for _, victim in ipairs(redis.call('ZRANGE', ikey, 0, n - maxPerUser)) do

@@ -35,6 +35,8 @@ func describeMachine() machine {
 		nginx:     firstLine(commandOutput("nginx", "-v")),
 		wrk:       firstLine(commandOutput("wrk", "-v")),
 	}
+	// wrk -v prints its version and a copyright notice on one line.
+	m.wrk, _, _ = strings.Cut(m.wrk, " Copyright")
 	for _, line := range strings.Split(readTrimmed("/proc/cpuinfo"), "\n") {
 		if v, ok := strings.CutPrefix(line, "model name"); ok {
 			m.cpuModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))

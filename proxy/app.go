@@ -56,10 +56,10 @@ func NewApp(cfg configs.Config, log *zap.Logger) (*App, error) {
 func (a *App) Store() sessions.Store { return a.store }
 
 // Serve serves the public and admin listeners until ctx is done, then
-// shuts down: readiness turns false, requests are still served for
-// ShutdownDelay, the public listener stops accepting,
-// in-flight requests get ShutdownTimeout to finish, the sweep stops and the
-// store is closed. It returns nil after a clean shutdown.
+// shuts down in order. Readiness turns false and requests are still served
+// for ShutdownDelay. Then the public listener stops accepting, in-flight
+// requests get ShutdownTimeout to finish, the sweep stops and the store is
+// closed. Serve returns nil after a clean shutdown.
 func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 	log := a.log
 	if a.cfg.SessionStore == "memory" {

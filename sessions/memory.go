@@ -91,7 +91,9 @@ func (s *MemoryStore) Access(_ context.Context, req AccessRequest) (AccessResult
 	if iat.IsZero() {
 		iat = now
 	}
-	if now.Before(u.revokedUntil) && iat.Before(u.revokedBefore) {
+	// Not after, as in the Redis script: an iat in the same second as the
+	// instant may belong to a token issued before it.
+	if now.Before(u.revokedUntil) && !iat.After(u.revokedBefore) {
 		return AccessResult{Status: StatusRevoked, Reason: ReasonRevokedBefore}, nil
 	}
 	// No leeway, as in the Redis script: idle expiry must not be undone.

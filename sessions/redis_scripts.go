@@ -107,7 +107,9 @@ end
 local iat = tonumber(ARGV[6])
 if iat == 0 then iat = now end
 local revokedBefore = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
-if revokedBefore > 0 and iat < revokedBefore then
+-- iat has whole seconds: a token whose iat equals the instant, truncated to
+-- the second, may have been issued before it, so it is rejected too.
+if revokedBefore > 0 and iat <= revokedBefore then
   return {4, 'revoked_before'}
 end
 -- No leeway here: with it, a session that just went idle would be created

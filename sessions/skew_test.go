@@ -72,3 +72,30 @@ func TestOpenVerifierTrimsAudienceItems(t *testing.T) {
 		t.Errorf("Verify(aud web) with JWT_AUDIENCE=%q: %v, want accepted", "api, web", err)
 	}
 }
+
+// Regression: a "revoked before" instant in the first millisecond of a
+// second let a token with that second as its iat through, although it may
+// have been issued before the call.
+func TestRevokeUserRejectsTokenOfSameWholeSecond(t *testing.T) {
+	for _, row := range []struct {
+		name  string
+		setup func(*testing.T) openStore
+	}{
+		{"memory", setupMemory},
+		{"redis", setupRedis},
+	} {
+		t.Run(row.name, func(t *testing.T) {
+			st := row.setup(t)(t, testPolicy())
+			revokedAt := time.Now().Truncate(time.Second).Add(-2 * time.Second) // exactly on a whole second
+			if _, err := st.RevokeUser(context.Background(), "edge", revokedAt); err != nil {
+				t.Fatalf("RevokeUser: %v", err)
+			}
+			same := newTestToken(t, "edge", revokedAt)
+			wantStatus(t, mustAccess(t, st, same.request(revokedAt.Add(time.Second), defaultClient)),
+				sessions.StatusRevoked, sessions.ReasonRevokedBefore)
+			next := newTestToken(t, "edge", revokedAt.Add(time.Second))
+			wantStatus(t, mustAccess(t, st, next.request(revokedAt.Add(time.Second), defaultClient)),
+				sessions.StatusCreated, "")
+		})
+	}
+}

@@ -18,9 +18,9 @@ import (
 )
 
 // NewTransport returns the transport to the backend. Go's default keeps two
-// idle connections per host, which under concurrency makes the proxy dial
-// the backend for most requests and pile up TIME_WAIT sockets; a sidecar
-// talks to one host, so it keeps many.
+// idle connections per host, so under concurrency a proxy dials the backend
+// for most requests and piles up TIME_WAIT sockets. A sidecar talks to one
+// host, so it keeps many.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil, // the backend is local; never route it through HTTP_PROXY

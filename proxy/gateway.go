@@ -137,8 +137,8 @@ type identity struct {
 	claims    sessions.Claims
 	sessionID string
 	clientIP  string
-	// token is the verified token; fromCookie tells where it was found, so
-	// that the backend receives that credential and no other.
+	// token is the verified token, and fromCookie records where it was found,
+	// so that the backend receives that credential and no other.
 	token      string
 	fromCookie bool
 	// anonymous forwards without identity headers. dropCredentials also

@@ -298,7 +298,7 @@ func (s *MemoryStore) LastSweep(context.Context) (SweepReport, bool, error) {
 	return *s.lastSweep, true, nil
 }
 
-// Ping implements Store; memory always answers.
+// Ping implements Store. It never fails for the memory store.
 func (s *MemoryStore) Ping(context.Context) error { return nil }
 
 // Close implements Store.

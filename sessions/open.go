@@ -75,8 +75,8 @@ func NewRedisClient(cfg configs.Config) (redis.UniversalClient, error) {
 	opts.ReadTimeout = max(cfg.RedisTimeout, 3*time.Second)
 	opts.WriteTimeout = opts.ReadTimeout
 	opts.MaxRetries = 1
-	// One connection per concurrent request up to a point; Redis answers
-	// each in microseconds, so more would only queue inside Redis.
+	// One connection per concurrent request up to a point. Redis serves
+	// each command in microseconds, so more would only queue inside Redis.
 	opts.PoolSize = max(32, 16*runtime.GOMAXPROCS(0))
 	opts.DisableIdentity = true
 
@@ -136,7 +136,7 @@ func OpenVerifier(ctx context.Context, cfg configs.Config, log *zap.Logger) (*Ve
 }
 
 // redisLogger sends go-redis's own messages (dial retries, pool events) to
-// zap at debug level; the failures that matter are logged by the callers
+// zap at debug level, because the callers log the failures that matter
 // with their ids.
 type redisLogger struct{ log *zap.SugaredLogger }
 

@@ -104,7 +104,7 @@ type AccessRequest struct {
 	Now       time.Time
 }
 
-// AccessResult is what Store.Access did.
+// AccessResult is the outcome of one Store.Access call.
 type AccessResult struct {
 	Status Status
 	// Reason says why a request was expired or revoked; empty otherwise.
@@ -186,8 +186,8 @@ func (p Policy) sessionTTL(now, deadline time.Time) time.Duration {
 }
 
 // markerTTL returns how long a revocation marker must live so that the
-// token expiring at exp cannot create a session again; zero when the token
-// is already unusable.
+// token expiring at exp cannot create a session again. It returns zero when
+// the token is already unusable.
 func (p Policy) markerTTL(now, exp time.Time) time.Duration {
 	maxTTL := p.MaxMarkerTTL
 	if maxTTL <= 0 {

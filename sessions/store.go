@@ -40,7 +40,7 @@ type Store interface {
 	// sharing the store; ok is false when none is known.
 	LastSweep(ctx context.Context) (report SweepReport, ok bool, err error)
 
-	// Ping checks that the store answers.
+	// Ping checks that the store responds.
 	Ping(ctx context.Context) error
 
 	// Close releases connections. The store is unusable afterwards.

@@ -20,7 +20,7 @@ type Received struct {
 
 // Backend is a loopback HTTP server that records every request. Routes:
 // /slow sleeps for the "d" query duration, /sse streams three events a
-// tenth of a second apart, /upload counts the body, anything else answers
+// tenth of a second apart, /upload counts the body, anything else returns
 // 200 with "ok".
 type Backend struct {
 	URL string
@@ -97,7 +97,7 @@ func (b *Backend) Last(t testing.TB) Received {
 	return all[len(all)-1]
 }
 
-// Reset forgets the recorded requests.
+// Reset clears the recorded requests.
 func (b *Backend) Reset() {
 	b.mu.Lock()
 	b.received = nil

@@ -75,7 +75,7 @@ func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 // URL returns a redis:// URL for database db.
 func (r *Redis) URL(db int) string { return fmt.Sprintf("redis://%s/%d", r.Addr(), db) }
 
-// Start starts the server (again) on its port and waits until it answers.
+// Start starts the server (again) on its port and waits until it responds.
 func (r *Redis) Start() {
 	r.t.Helper()
 	r.log = &bytes.Buffer{}
@@ -99,7 +99,7 @@ func (r *Redis) Start() {
 		}
 		if time.Now().After(deadline) {
 			logText, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			r.t.Fatalf("redis-server on port %d did not answer within 10s: %v\n%s%s", r.Port, err, r.log, logText)
+			r.t.Fatalf("redis-server on port %d did not respond within 10s: %v\n%s%s", r.Port, err, r.log, logText)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -47,12 +47,6 @@ func (g *Gateway) newReverseProxy(upstream *url.URL, transport http.RoundTripper
 		// remove the identity headers set here (it could with Director).
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
-			// Access was decided on the cleaned path, so the backend gets
-			// that path and not one it might resolve to another route.
-			if clean := cleanPath(pr.In.URL.Path); clean != pr.In.URL.Path {
-				pr.Out.URL.Path = strings.TrimSuffix(upstream.Path, "/") + clean
-				pr.Out.URL.RawPath = ""
-			}
 			g.rewriteHeaders(pr)
 		},
 		Transport:    transport,
@@ -105,7 +99,7 @@ func (g *Gateway) rewriteHeaders(pr *httputil.ProxyRequest) {
 			}
 		}
 	}
-	g.setForwarded(pr)
+	g.setForwarded(pr, id)
 }
 
 // rewriteCredentials makes the backend receive exactly the credential that
@@ -174,7 +168,7 @@ var forwardingHeaders = newHeaderFilter("Forwarded", "X-Forwarded-For", "X-Forwa
 // setForwarded sets X-Forwarded-For, -Host and -Proto. A trusted peer's
 // values are kept and the peer appended; an untrusted peer's are replaced,
 // so it cannot choose the client IP the backend receives.
-func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
+func (g *Gateway) setForwarded(pr *httputil.ProxyRequest, id *identity) {
 	in, out := pr.In, pr.Out.Header
 	peer, ok := tracking.PeerAddr(in)
 	trusted := ok && g.proxies.Trusts(peer)
@@ -206,9 +200,12 @@ func (g *Gateway) setForwarded(pr *httputil.ProxyRequest) {
 	}
 	// X-Real-Ip is the client IP as sessiongate computed it, never a value
 	// a client sent.
-	if id, _ := in.Context().Value(identityKey{}).(*identity); id != nil && id.clientIP != "" {
+	switch {
+	case id != nil && id.clientIP != "":
 		out.Set("X-Real-Ip", id.clientIP)
-	} else {
+	case ok && !trusted:
+		out.Set("X-Real-Ip", peer.String())
+	default:
 		out.Set("X-Real-Ip", g.proxies.ClientIP(in))
 	}
 	out.Set("X-Forwarded-Host", host)

@@ -169,6 +169,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, http.StatusBadRequest, CodeBadRequest, "The path contains \"..;\" or a backslash, which backends resolve differently.")
 		return
 	}
+	// Access is decided on the cleaned path, so the backend gets that path
+	// and not one it might resolve to another route.
+	if reqPath != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = reqPath, ""
+	}
+
 	// Browsers send CORS preflights without credentials; the backend must
 	// handle them. They carry no identity and, by the Fetch standard, no
 	// body, so none is forwarded.

@@ -127,7 +127,12 @@ func newLogger(cfg configs.Config) (*zap.Logger, error) {
 	// Every error line carries its ids; stack traces of our own call sites
 	// would only bury them.
 	zc.DisableStacktrace = true
-	return zc.Build()
+	log, err := zc.Build()
+	if err != nil {
+		return nil, fmt.Errorf("build logger: %w", err)
+	}
+	sessions.RouteRedisLogs(log)
+	return log, nil
 }
 
 func serve() int {
@@ -141,7 +146,6 @@ func serve() int {
 		return exitBadUsage
 	}
 	defer log.Sync()
-	sessions.RouteRedisLogs(log)
 	log.Info("configuration", zap.Any("config", cfg.Redacted()), zap.String("version", version))
 
 	app, err := proxy.NewApp(cfg, log)

@@ -32,7 +32,6 @@ func cleanup() int {
 		return exitBadUsage
 	}
 	defer log.Sync()
-	sessions.RouteRedisLogs(log)
 
 	store, err := sessions.OpenStore(cfg)
 	if err != nil {

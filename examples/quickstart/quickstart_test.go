@@ -229,8 +229,8 @@ func walkSteps(t *testing.T, q *quickstart, afterFirst func(sessionID string)) s
 // quickstart is a running quick-start process and its parsed banner.
 type quickstart struct {
 	cmd      *exec.Cmd
-	stdout   *syncBuffer
-	stderr   *syncBuffer
+	stdout   *testutil.SyncBuffer
+	stderr   *testutil.SyncBuffer
 	done     chan struct{}
 	exitCode int
 
@@ -243,7 +243,7 @@ type quickstart struct {
 // whole banner and stops the process when the test ends.
 func startQuickstart(t *testing.T, extraEnv []string) *quickstart {
 	t.Helper()
-	q := &quickstart{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	q := &quickstart{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	q.cmd = exec.Command(quickstartBinary(t), "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-backend", ":0")
 	q.cmd.Env = append(environWithout("REDIS_URL"), extraEnv...)
 	q.cmd.Stdout, q.cmd.Stderr = q.stdout, q.stderr
@@ -506,23 +506,4 @@ func runWithTimeout(cmd *exec.Cmd, timeout time.Duration) error {
 	timer := time.AfterFunc(timeout, func() { _ = cmd.Process.Kill() })
 	defer timer.Stop()
 	return cmd.Wait()
-}
-
-// syncBuffer is a bytes.Buffer that one writer and concurrent readers may
-// share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -47,19 +47,20 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and concurrent readers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers,
+// for the output of a process under test.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -70,7 +71,7 @@ type Gate struct {
 	URL      string // public listener
 	AdminURL string
 	cmd      *exec.Cmd
-	output   *syncBuffer
+	output   *SyncBuffer
 	done     chan struct{}
 	exitCode int
 }
@@ -91,7 +92,7 @@ func BaseEnv(backendURL, redisURL string) map[string]string {
 // waits until /healthz answers, and sends SIGTERM when the test ends.
 func StartGate(t testing.TB, env map[string]string) *Gate {
 	t.Helper()
-	g := &Gate{output: &syncBuffer{}, done: make(chan struct{})}
+	g := &Gate{output: &SyncBuffer{}, done: make(chan struct{})}
 	publicAddr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	g.URL, g.AdminURL = "http://"+publicAddr, "http://"+adminAddr

@@ -34,7 +34,7 @@ func TestLogThrottleOnePerInterval(t *testing.T) {
 	}
 }
 
-// A wrong secret makes every request fail alike; the reason must reach the
+// A wrong secret makes every request fail alike. The reason must reach the
 // info log once, not once per request and not only at debug level.
 func TestGatewayLogsTokenRejectionOncePerInterval(t *testing.T) {
 	f := newGatewayFixture(t, nil, nil)

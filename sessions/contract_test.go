@@ -20,8 +20,8 @@ import (
 )
 
 // The store contract suite runs every case of storeContractCases against
-// every row of storeBackends. A backend row builds fresh, isolated stores;
-// a case uses only the Store interface, plus a redisView when the store
+// every row of storeBackends. A backend row builds fresh, isolated stores.
+// A case uses only the Store interface, plus a redisView when the store
 // keeps its data in Redis, so a new backend (a Redis Cluster, say) is one
 // more row.
 //
@@ -774,7 +774,7 @@ func staleState(t *testing.T, st sessions.Store, userID string, lifetime time.Du
 // plantedState lists what plantBrokenKeys wrote.
 type plantedState struct {
 	removed map[string]int
-	// users counts the planted index keys, which the sweep sees as users.
+	// users counts the planted index keys, which the sweep counts as users.
 	users int
 	// foreign are keys outside the store's prefix that must survive.
 	foreign []string
@@ -939,7 +939,7 @@ func testConcurrentSweepsDoWorkOnce(t *testing.T, open openStore) {
 }
 
 // redisView reads and writes the keys of one RedisStore directly, for the
-// checks that only a Redis store can answer.
+// checks that only a Redis store supports.
 type redisView struct {
 	client redis.UniversalClient
 	store  *sessions.RedisStore

@@ -75,9 +75,10 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Sweep implements Store. It SCANs every master in batches, so it never
-// blocks Redis, and checks each candidate again inside a script before
-// deleting it, so a session that is written meanwhile survives.
+// Sweep implements Store. It SCANs every master in batches of sweepBatch
+// keys, so no single command holds Redis for long. It checks each candidate
+// again inside a script before deleting it, so a session written meanwhile
+// survives.
 func (s *RedisStore) Sweep(ctx context.Context, now time.Time) (SweepReport, error) {
 	report := SweepReport{StartedAt: now.UTC(), Removed: map[string]int{}}
 	lockKey := s.prefix + "sweep:lock"

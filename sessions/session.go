@@ -89,8 +89,8 @@ type Client struct {
 	Path      string
 }
 
-// AccessRequest asks a Store to load, refresh or create the session of one
-// verified token.
+// AccessRequest is the input of Store.Access, which loads, refreshes or
+// creates the session of one verified token.
 type AccessRequest struct {
 	SessionID string
 	UserID    string
@@ -107,7 +107,8 @@ type AccessRequest struct {
 // AccessResult is the outcome of one Store.Access call.
 type AccessResult struct {
 	Status Status
-	// Reason says why a request was expired or revoked; empty otherwise.
+	// Reason names why a request was expired or revoked. It is empty
+	// otherwise.
 	Reason string
 	// Session holds the stored fields after the call, for Active and Created.
 	Session Session
@@ -149,8 +150,9 @@ type Policy struct {
 	// old (less Leeway) cannot create a session, so a session that reached
 	// the limit cannot be created again by its token.
 	AbsoluteLifetime time.Duration
-	// CreateWindow is how old a token's iat may be for it to create a
-	// session, so an idle-expired session cannot be revived by its token.
+	// CreateWindow is the maximum age of a token's iat at which the token
+	// may create a session, so an idle-expired session cannot be revived by
+	// its token.
 	CreateWindow time.Duration
 	// Leeway is the allowed clock skew between the token issuer and us.
 	Leeway time.Duration

@@ -33,8 +33,8 @@ func (p Proxies) Trusts(addr netip.Addr) bool {
 	return false
 }
 
-// PeerAddr parses the TCP peer of r; ok is false when RemoteAddr is not
-// an IP and port, as with some test servers and Unix sockets.
+// PeerAddr parses the TCP peer of r. ok is false when RemoteAddr is not an
+// IP and port, as with some test servers and Unix sockets.
 func PeerAddr(r *http.Request) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 )
 
 // echoUpgradeBackend accepts any "Upgrade: websocket" request by switching
-// protocols and then echoes raw bytes, which is all a proxy sees of a
+// protocols and then echoes raw bytes, which is all a proxy handles of a
 // WebSocket. It records the identity header of each upgrade.
 type echoUpgradeBackend struct {
 	URL string

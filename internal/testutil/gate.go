@@ -89,7 +89,7 @@ func BaseEnv(backendURL, redisURL string) map[string]string {
 }
 
 // StartGate runs the binary with env plus free LISTEN_ADDR and ADMIN_ADDR,
-// waits until /healthz answers, and sends SIGTERM when the test ends.
+// waits until /healthz returns 200, and sends SIGTERM when the test ends.
 func StartGate(t testing.TB, env map[string]string) *Gate {
 	t.Helper()
 	g := &Gate{output: &SyncBuffer{}, done: make(chan struct{})}
